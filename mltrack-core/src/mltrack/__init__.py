@@ -1,0 +1,122 @@
+"""MLTrack: experiment tracking on MLflow, extensible with plugins.
+
+Importing ``mltrack`` is cheap: the public names below are loaded on first use, and
+MLflow itself only when a store is first touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mltrack._version import __version__
+
+_EXPORTS: dict[str, str] = {
+    # tracking
+    "start_run": "mltrack.runs",
+    "end_run": "mltrack.runs",
+    "active_run": "mltrack.runs",
+    "get_run": "mltrack.runs",
+    "flush": "mltrack.runs",
+    "ActiveRun": "mltrack.runs",
+    "log_metric": "mltrack.logging_api",
+    "log_metrics": "mltrack.logging_api",
+    "log_param": "mltrack.logging_api",
+    "log_params": "mltrack.logging_api",
+    "set_tag": "mltrack.logging_api",
+    "set_tags": "mltrack.logging_api",
+    "log_artifact": "mltrack.logging_api",
+    "log_artifacts": "mltrack.logging_api",
+    "log_dict": "mltrack.logging_api",
+    "log_text": "mltrack.logging_api",
+    "track": "mltrack.track",
+    "search_runs": "mltrack.queries",
+    # experiments
+    "create_experiment": "mltrack.experiments",
+    "get_experiment": "mltrack.experiments",
+    "set_experiment": "mltrack.experiments",
+    "list_experiments": "mltrack.experiments",
+    # configuration and plugins
+    "configure": "mltrack.config",
+    "get_settings": "mltrack.config",
+    "plugin_settings": "mltrack.config",
+    "hookimpl": "mltrack.hookspecs",
+    "get_plugin_manager": "mltrack.plugins",
+    "Sink": "mltrack.sinks",
+    "Batch": "mltrack.records",
+    "Metric": "mltrack.records",
+    "Param": "mltrack.records",
+    "Tag": "mltrack.records",
+    # errors
+    "MLTrackError": "mltrack.errors",
+    "InvalidInputError": "mltrack.errors",
+    "InvalidKeyError": "mltrack.errors",
+    "InvalidMetricValueError": "mltrack.errors",
+    "InvalidParamValueError": "mltrack.errors",
+    "InvalidTagValueError": "mltrack.errors",
+    "ConfigError": "mltrack.errors",
+    "PluginError": "mltrack.errors",
+    "PluginCollisionError": "mltrack.errors",
+    "NoActiveRunError": "mltrack.errors",
+    "RunAlreadyActiveError": "mltrack.errors",
+    "ExperimentNotFoundError": "mltrack.errors",
+    "RunNotFoundError": "mltrack.errors",
+    "LoggingFailedError": "mltrack.errors",
+    "StoreError": "mltrack.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mltrack' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from mltrack.config import configure, get_settings, plugin_settings
+    from mltrack.errors import (
+        ConfigError,
+        ExperimentNotFoundError,
+        InvalidInputError,
+        InvalidKeyError,
+        InvalidMetricValueError,
+        InvalidParamValueError,
+        InvalidTagValueError,
+        LoggingFailedError,
+        MLTrackError,
+        NoActiveRunError,
+        PluginCollisionError,
+        PluginError,
+        RunAlreadyActiveError,
+        RunNotFoundError,
+        StoreError,
+    )
+    from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment
+    from mltrack.hookspecs import hookimpl
+    from mltrack.logging_api import (
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        set_tag,
+        set_tags,
+    )
+    from mltrack.plugins import get_plugin_manager
+    from mltrack.queries import search_runs
+    from mltrack.records import Batch, Metric, Param, Tag
+    from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run
+    from mltrack.sinks import Sink
+    from mltrack.track import track

@@ -1,0 +1,3 @@
+from mltrack.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""MLTrack's built-in behaviour, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from mltrack.hookspecs import hookimpl
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=2, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+@functools.lru_cache(maxsize=1)
+def git_tags() -> dict[str, str]:
+    """Commit, branch and dirty flag of the working directory's repository (cached)."""
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    tags = {"mlflow.source.git.commit": commit, "mltrack.git.commit": commit}
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch:
+        tags["mlflow.source.git.branch"] = branch
+        tags["mltrack.git.branch"] = branch
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    if status is not None:
+        tags["mltrack.git.dirty"] = "true" if status else "false"
+    return tags
+
+
+@functools.lru_cache(maxsize=1)
+def environment_tags() -> dict[str, str]:
+    from mltrack._version import __version__
+
+    tags = {
+        "mltrack.host": socket.gethostname(),
+        "mltrack.python": platform.python_version(),
+        "mltrack.platform": f"{sys.platform}-{platform.machine()}",
+        "mltrack.version": __version__,
+    }
+    from mltrack.plugins import get_plugin_manager
+
+    for info in get_plugin_manager().loaded_infos():
+        if info.status == "loaded" and info.version:
+            tags[f"mltrack.plugin.{info.name}"] = info.version
+    return tags
+
+
+@hookimpl
+def run_context_tags(run: Any) -> dict[str, str]:
+    return {**environment_tags(), **git_tags()}

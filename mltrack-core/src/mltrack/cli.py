@@ -1,0 +1,250 @@
+"""The ``mltrack`` command line (click; rich for output, imported when printing)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from mltrack._version import __version__
+from mltrack.errors import MLTrackError
+
+CORE_COMMANDS = ("plugins", "config", "experiments", "runs")
+
+
+def _debug() -> bool:
+    return os.environ.get("MLTRACK_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(*columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="mltrack", message="%(prog)s %(version)s")
+def cli() -> None:
+    """MLTrack: experiment tracking on MLflow, extensible with plugins."""
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins, their status and what they contribute."""
+    from mltrack.plugins import get_plugin_manager
+
+    infos = get_plugin_manager().plugin_infos()
+    if as_json:
+        _echo_json([info.as_dict() for info in infos])
+        return
+    table = _table("name", "distribution", "version", "status", "contributes / reason")
+    for info in infos:
+        detail = info.reason or "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(info.contributes.items()) if v)
+        style = {"failed": "red", "disabled": "yellow"}.get(info.status, "")
+        table.add_row(info.name, info.distribution or "", info.version or "",
+                      f"[{style}]{info.status}[/]" if style else info.status, detail)
+    _console().print(table)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect configuration."""
+
+
+def _mask(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    text = str(value)
+    if any(word in name.lower() for word in ("password", "secret", "token", "key")):
+        return "********"
+    if "://" in text and "@" in text.split("://", 1)[1]:
+        scheme, rest = text.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:********@{host}"
+    return value
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def config_show(as_json: bool) -> None:
+    """Show every setting in force and where its value comes from."""
+    from mltrack.config import config_file, describe_source, get_settings, pyproject_file
+
+    settings = get_settings()
+    rows = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        source = describe_source((name,))
+        if name == "tracking_uri" and value is None:
+            value = settings.resolved_tracking_uri()
+            source = describe_source((name,)) if "MLFLOW_TRACKING_URI" in os.environ else "default"
+        if name == "plugins":
+            value = {p: {k: _mask(k, v) for k, v in section.items()} for p, section in value.items()}
+        rows.append({"setting": name, "value": _mask(name, value), "source": source})
+    if as_json:
+        _echo_json({"settings": rows, "config_file": str(config_file() or ""),
+                    "pyproject": str(pyproject_file() or "")})
+        return
+    table = _table("setting", "value", "source")
+    for row in rows:
+        table.add_row(row["setting"], str(row["value"]), row["source"])
+    _console().print(table)
+
+
+@cli.group("experiments")
+def experiments_group() -> None:
+    """Work with experiments."""
+
+
+@experiments_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def experiments_list(as_json: bool) -> None:
+    """List the store's experiments."""
+    from mltrack.experiments import list_experiments
+
+    experiments = list_experiments()
+    rows = [{"id": e.experiment_id, "name": e.name, "artifact_location": e.artifact_location,
+             "lifecycle_stage": e.lifecycle_stage} for e in experiments]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = _table("id", "name", "artifact location")
+    for row in rows:
+        table.add_row(row["id"], row["name"], row["artifact_location"])
+    _console().print(table)
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Work with runs."""
+
+
+def _run_row(run: Any) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
+    start = run.info.start_time
+    end = run.info.end_time
+    return {
+        "run_id": run.info.run_id,
+        "name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "start": datetime.fromtimestamp(start / 1000, timezone.utc).isoformat(timespec="seconds") if start else None,
+        "duration_s": round((end - start) / 1000, 3) if start and end else None,
+        "metrics": dict(run.data.metrics),
+        "params": dict(run.data.params),
+    }
+
+
+@runs_group.command("list")
+@click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable; default: all).")
+@click.option("--filter", "filter_string", default="", help="MLflow filter, e.g. \"metrics.loss < 0.1\".")
+@click.option("--order-by", multiple=True, help="e.g. \"metrics.loss ASC\" (repeatable).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def runs_list(experiment: tuple[str, ...], filter_string: str, order_by: tuple[str, ...], limit: int,
+              as_json: bool) -> None:
+    """List runs, newest first."""
+    from mltrack.queries import search_runs
+
+    found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None,
+                        max_results=limit)
+    rows = [_run_row(r) for r in found]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = _table("run id", "name", "exp", "status", "started", "duration s", "metrics")
+    for row in rows:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(row["metrics"].items())[:4])
+        status_style = {"FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}.get(row["status"], "green")
+        table.add_row(row["run_id"], row["name"] or "", row["experiment_id"],
+                      f"[{status_style}]{row['status']}[/]", row["start"] or "",
+                      "" if row["duration_s"] is None else str(row["duration_s"]), metrics)
+    _console().print(table)
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show a run's info, params, metrics and tags."""
+    from mltrack.runs import get_run
+
+    run = get_run(run_id)
+    row = _run_row(run)
+    row["tags"] = dict(run.data.tags)
+    if as_json:
+        _echo_json(row)
+        return
+    console = _console()
+    console.print(f"[bold]{row['name']}[/] {row['run_id']}  {row['status']}  experiment {row['experiment_id']}")
+    for section in ("params", "metrics", "tags"):
+        table = _table(section, "value")
+        for key, value in sorted(row[section].items()):
+            table.add_row(key, str(value))
+        console.print(table)
+
+
+def build_cli() -> click.Group:
+    """The CLI with every plugin's commands added (a broken plugin is skipped)."""
+    from mltrack.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    for plugin, commands in manager.plugin_commands().items():
+        for name, command in commands.items():
+            if name in cli.commands:
+                logging.getLogger("mltrack.cli").warning(
+                    "plugin %r adds command %r, which already exists; ignored", plugin, name
+                )
+                continue
+            cli.add_command(command, name)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning errors into one line plus a hint."""
+    logging.basicConfig(level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        group = build_cli()
+        group.main(args=argv, prog_name="mltrack", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except MLTrackError as exc:
+        _fail(f"Error: {exc.message}", exc.hint)
+    except Exception as exc:
+        _fail(f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              "set MLTRACK_DEBUG=1 to see the traceback")
+
+
+def _fail(message: str, hint: str | None) -> None:
+    if _debug():
+        traceback.print_exc()
+    click.echo(message, err=True)
+    if hint:
+        click.echo(f"Hint: {hint}", err=True)
+    sys.exit(1)

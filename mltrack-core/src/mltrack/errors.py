@@ -1,0 +1,89 @@
+"""MLTrack's exception hierarchy: every error names what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MLTrackError(Exception):
+    """Base class of every error MLTrack raises on purpose.
+
+    ``hint`` is a one-line suggestion that the CLI prints under the message.
+    """
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidInputError(MLTrackError, ValueError):
+    """A logging call got a value it cannot accept; nothing was queued."""
+
+    def __init__(self, field: str, value: Any, problem: str, *, hint: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"{field} {shown}: {problem}", hint=hint)
+
+
+class InvalidKeyError(InvalidInputError):
+    """A metric, param or tag name that MLflow would reject."""
+
+
+class InvalidMetricValueError(InvalidInputError):
+    """A metric value that is not a finite number (or not a number at all)."""
+
+
+class InvalidParamValueError(InvalidInputError):
+    """A param value of an unsupported type, too long, or conflicting with an earlier value."""
+
+
+class InvalidTagValueError(InvalidInputError):
+    """A tag value that is too long or of an unsupported type."""
+
+
+class ConfigError(MLTrackError):
+    """A configuration value is invalid; the message names the field, value and source."""
+
+
+class PluginError(MLTrackError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class PluginCollisionError(PluginError):
+    """Two plugins registered the same name for the same kind of object."""
+
+
+class NoActiveRunError(MLTrackError):
+    """A logging call was made with no run active."""
+
+    hint = "wrap the code in `with mltrack.start_run():` or decorate it with @mltrack.track"
+
+
+class RunAlreadyActiveError(MLTrackError):
+    """start_run() was called while a run is active, without nested=True."""
+
+
+class ExperimentNotFoundError(MLTrackError, LookupError):
+    """An experiment id or name does not exist in the store."""
+
+
+class RunNotFoundError(MLTrackError, LookupError):
+    """A run id does not exist in the store."""
+
+
+class LoggingFailedError(MLTrackError):
+    """Queued data could not be written to the store after retries."""
+
+
+class StoreError(MLTrackError):
+    """The tracking store could not be reached or refused a request."""

@@ -1,0 +1,433 @@
+"""Plugin discovery and isolation on pluggy.
+
+Plugins are found through the ``mltrack`` entry-point group and loaded lazily, the
+first time something needs them, each inside its own try/except: a plugin that fails
+to import, implements an unknown hook or raises while registering is marked
+``failed`` with a one-line reason and everything else keeps working. Under
+``MLTRACK_STRICT_PLUGINS=1`` (the project's own tests) such failures are raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterator
+
+import pluggy
+
+from mltrack import hookspecs
+from mltrack.errors import PluginCollisionError, PluginError
+
+logger = logging.getLogger("mltrack.plugins")
+
+ENTRY_POINT_GROUP = "mltrack"
+BUILTIN_PLUGIN = "mltrack"
+
+# kind -> the registration hook that fills it. Commands are collected separately
+# because click owns them.
+REGISTRATION_HOOKS: dict[str, str] = {
+    "settings": "register_settings",
+    "flavours": "register_flavours",
+    "autologgers": "register_autologgers",
+    "deploy_providers": "register_deploy_providers",
+    "sinks": "register_sinks",
+}
+
+Validator = Callable[[Any], str]
+"""Checks a registered object; returns its registry name or raises ``PluginError``."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``mltrack plugins`` reports about one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    status: str  # builtin | loaded | failed | disabled
+    reason: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    contributes: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "reason": self.reason,
+            "hooks": sorted(self.hooks),
+            "contributes": {k: sorted(v) for k, v in sorted(self.contributes.items()) if v},
+        }
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """An object a plugin registered, stamped with that plugin's name."""
+
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+
+
+def _split_names(raw: str | None) -> set[str] | None:
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _default_validator(kind: str) -> Validator:
+    def validate(obj: Any) -> str:
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{kind} object {obj!r} has no string `name` attribute")
+        return name
+
+    return validate
+
+
+class PluginManager:
+    """MLTrack's plugin manager: discovery, isolation, provenance and registries."""
+
+    def __init__(
+        self,
+        *,
+        disabled: set[str] | None = None,
+        allowed: set[str] | None = None,
+        strict: bool = False,
+        debug: bool = False,
+        entry_points: list[metadata.EntryPoint] | None = None,
+    ) -> None:
+        self.disabled = disabled or set()
+        self.allowed = allowed
+        self.strict = strict
+        self.debug = debug
+        self._entry_points = entry_points
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        self._loaded = False
+        self._lock = threading.RLock()
+        self._registries: dict[str, dict[str, Contribution]] = {}
+        self._collisions: dict[str, dict[str, list[str]]] = {}
+        self._validators: dict[str, Validator] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_environment(cls) -> PluginManager:
+        """Build a manager from ``MLTRACK_DISABLE_PLUGINS``/``LOAD_PLUGINS``/``STRICT_PLUGINS``."""
+        return cls(
+            disabled=_split_names(os.environ.get("MLTRACK_DISABLE_PLUGINS")),
+            allowed=_split_names(os.environ.get("MLTRACK_LOAD_PLUGINS")),
+            strict=_env_flag("MLTRACK_STRICT_PLUGINS"),
+            debug=_env_flag("MLTRACK_DEBUG"),
+        )
+
+    # -- loading -------------------------------------------------------------------
+
+    @property
+    def hook(self) -> Any:
+        self.load()
+        return self._pm.hook
+
+    def load(self) -> None:
+        """Register the built-in plugin and every enabled entry point (idempotent)."""
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True
+            if self.debug:
+                self._pm.trace.root.setwriter(sys.stderr.write)
+                self._pm.enable_tracing()
+            from mltrack import builtin_plugin
+
+            self._pm.register(builtin_plugin, name=BUILTIN_PLUGIN)
+            self._infos[BUILTIN_PLUGIN] = PluginInfo(
+                name=BUILTIN_PLUGIN,
+                distribution="mltrack-core",
+                version=_own_version(),
+                status="builtin",
+                hooks=self._hook_names(builtin_plugin),
+            )
+            for ep in self._discover():
+                self._load_entry_point(ep)
+
+    def _discover(self) -> list[metadata.EntryPoint]:
+        if self._entry_points is not None:
+            return list(self._entry_points)
+        return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+    def _is_enabled(self, name: str, dist: str | None) -> tuple[bool, str | None]:
+        names = {name} | ({dist} if dist else set())
+        if names & self.disabled:
+            return False, "disabled by MLTRACK_DISABLE_PLUGINS"
+        if self.allowed is not None and not names & self.allowed:
+            return False, "not listed in MLTRACK_LOAD_PLUGINS"
+        return True, None
+
+    def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.name if dist is not None else None
+        version = dist.version if dist is not None else None
+        info = PluginInfo(name=ep.name, distribution=dist_name, version=version, status="loaded")
+        if ep.name in self._infos:
+            other = self._infos[ep.name]
+            info.status, info.reason = (
+                "failed",
+                f"plugin name {ep.name!r} is already used by {other.distribution or other.name}",
+            )
+            self._infos[f"{ep.name} ({dist_name})"] = info
+            self._fail(info, PluginCollisionError(info.reason))
+            return
+        self._infos[ep.name] = info
+        enabled, why = self._is_enabled(ep.name, dist_name)
+        if not enabled:
+            info.status, info.reason = "disabled", why
+            self._pm.set_blocked(ep.name)
+            return
+        try:
+            module = ep.load()
+            self._pm.register(module, name=ep.name)
+        except Exception as exc:  # isolation: a broken plugin must not break the core
+            info.status, info.reason = "failed", f"could not load {ep.value}: {_one_line(exc)}"
+            self._fail(info, exc)
+            return
+        info.hooks = self._hook_names(module)
+        unknown = [
+            caller.name
+            for caller in self._pm.get_hookcallers(module) or []
+            if not caller.has_spec()
+            and not any(impl.optionalhook for impl in caller.get_hookimpls())
+        ]
+        if unknown:
+            self._pm.unregister(module)
+            info.status = "failed"
+            info.reason = f"implements unknown hook(s) {', '.join(sorted(unknown))}"
+            self._fail(info, PluginError(f"plugin {ep.name!r} {info.reason}"))
+
+    def _hook_names(self, module: Any) -> list[str]:
+        return sorted(caller.name for caller in self._pm.get_hookcallers(module) or [])
+
+    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
+        logger.warning("mltrack plugin %r %s: %s", info.name, info.status, info.reason)
+        if self.strict:
+            raise PluginError(f"plugin {info.name!r} failed: {info.reason}") from exc
+
+    # -- calling hooks with provenance and isolation ------------------------------
+
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        self.load()
+        caller = getattr(self._pm.hook, hook_name)
+        # pluggy calls implementations last-registered first; keep that order.
+        return list(reversed(caller.get_hookimpls()))
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call every live implementation of a hook, yielding ``(plugin, result)``.
+
+        A plugin that raises is reported (and skipped) instead of breaking the caller.
+        """
+        for impl in self._impls(hook_name):
+            if self._is_failed(impl.plugin_name):
+                continue
+            args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            try:
+                result = impl.function(**args)
+            except Exception as exc:
+                self._report_hook_error(impl.plugin_name, hook_name, exc)
+                continue
+            yield impl.plugin_name, result
+
+    def first_result(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a ``firstresult`` hook with isolation; the first non-None answer wins."""
+        for _plugin, result in self.call_each(hook_name, **kwargs):
+            if result is not None:
+                return result
+        return None
+
+    def _is_failed(self, plugin: str) -> bool:
+        info = self._infos.get(plugin)
+        return info is not None and info.status == "failed"
+
+    def _report_hook_error(self, plugin: str, hook_name: str, exc: Exception) -> None:
+        if self.strict:
+            raise PluginError(f"plugin {plugin!r} raised in {hook_name}: {_one_line(exc)}") from exc
+        if (plugin, hook_name) not in self._warned:
+            self._warned.add((plugin, hook_name))
+            logger.warning("mltrack plugin %r raised in %s: %s", plugin, hook_name, _one_line(exc))
+
+    # -- registries -----------------------------------------------------------------
+
+    def set_validator(self, kind: str, validator: Validator) -> None:
+        """Use ``validator`` to check and name objects registered as ``kind``."""
+        with self._lock:
+            self._validators[kind] = validator
+            self._registries.pop(kind, None)
+
+    def registry(self, kind: str) -> dict[str, Contribution]:
+        """Everything registered as ``kind``, by name (collected on first use)."""
+        with self._lock:
+            if kind not in self._registries:
+                self._registries[kind] = self._collect(kind)
+            return self._registries[kind]
+
+    def _collect(self, kind: str) -> dict[str, Contribution]:
+        hook_name = REGISTRATION_HOOKS[kind]
+        validate = self._validators.get(kind) or _default_validator(kind)
+        found: dict[str, Contribution] = {}
+        collisions: dict[str, list[str]] = {}
+        for impl in self._impls(hook_name):
+            plugin = impl.plugin_name
+            if self._is_failed(plugin):
+                continue
+            mine: list[Contribution] = []
+
+            def register(obj: Any, _plugin: str = plugin, _mine: list[Contribution] = mine) -> None:
+                name = _plugin if kind == "settings" else validate(obj)
+                if kind == "settings":
+                    validate_settings_model(obj, _plugin)
+                _mine.append(Contribution(kind, name, obj, _plugin))
+
+            try:
+                impl.function(**({"register": register} if "register" in impl.argnames else {}))
+            except Exception as exc:
+                info = self._infos[plugin]
+                info.status = "failed"
+                info.reason = f"{hook_name} raised {_one_line(exc)}"
+                self._fail(info, exc)
+                continue
+            for contribution in mine:
+                previous = found.get(contribution.name)
+                if previous is not None and previous.plugin != contribution.plugin:
+                    owners = collisions.setdefault(contribution.name, [previous.plugin])
+                    owners.append(contribution.plugin)
+                    if self.strict:
+                        raise PluginCollisionError(_collision_message(kind, contribution.name, owners))
+                    logger.warning(_collision_message(kind, contribution.name, owners))
+                    continue
+                found[contribution.name] = contribution
+        self._collisions[kind] = collisions
+        return found
+
+    def get(self, kind: str, name: str) -> Any:
+        """The object registered as ``kind`` under ``name``.
+
+        Raises ``PluginCollisionError`` naming both plugins if two claimed the name,
+        and ``KeyError`` if none did.
+        """
+        registry = self.registry(kind)
+        owners = self._collisions.get(kind, {}).get(name)
+        if owners:
+            raise PluginCollisionError(
+                _collision_message(kind, name, owners),
+                hint=f"disable one of them with MLTRACK_DISABLE_PLUGINS={owners[-1]}",
+            )
+        return registry[name].obj
+
+    def collisions(self, kind: str) -> dict[str, list[str]]:
+        self.registry(kind)
+        return dict(self._collisions.get(kind, {}))
+
+    # -- reporting ------------------------------------------------------------------
+
+    def plugin_commands(self) -> dict[str, dict[str, Any]]:
+        """The click commands each plugin adds, by plugin (built on a scratch group so
+        a plugin cannot replace another's command)."""
+        import click
+
+        result: dict[str, dict[str, Any]] = {}
+        for impl in self._impls("register_commands"):
+            if self._is_failed(impl.plugin_name):
+                continue
+            scratch = click.Group("scratch")
+            try:
+                impl.function(**({"cli": scratch} if "cli" in impl.argnames else {}))
+            except Exception as exc:
+                self._report_hook_error(impl.plugin_name, "register_commands", exc)
+                continue
+            result[impl.plugin_name] = dict(scratch.commands)
+        return result
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every known plugin with its status and contributions (never raises for a
+        broken plugin)."""
+        self.load()
+        for info in self._infos.values():
+            info.contributes = {}
+        for kind in REGISTRATION_HOOKS:
+            try:
+                registry = self.registry(kind)
+            except PluginError:
+                continue
+            for contribution in registry.values():
+                self._infos[contribution.plugin].contributes.setdefault(kind, []).append(
+                    contribution.name
+                )
+            for name, owners in self._collisions.get(kind, {}).items():
+                for owner in owners[1:]:
+                    info = self._infos[owner]
+                    info.reason = _collision_message(kind, name, owners)
+        for plugin, commands in self.plugin_commands().items():
+            self._infos[plugin].contributes["commands"] = sorted(commands)
+        return sorted(self._infos.values(), key=lambda i: (i.status != "builtin", i.name))
+
+    def loaded_infos(self) -> list[PluginInfo]:
+        """Every known plugin and its status, without collecting contributions."""
+        self.load()
+        return list(self._infos.values())
+
+    def info(self, name: str) -> PluginInfo | None:
+        self.load()
+        return self._infos.get(name)
+
+
+def _collision_message(kind: str, name: str, owners: list[str]) -> str:
+    singular = kind.rstrip("s").replace("_", " ")
+    who = " and ".join(repr(o) for o in owners)
+    return f"{singular} {name!r} is registered by both {who}"
+
+
+def validate_settings_model(model: Any, plugin: str) -> None:
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise PluginError(f"plugin {plugin!r} registered settings {model!r}, not a pydantic model")
+
+
+def _own_version() -> str:
+    from mltrack._version import __version__
+
+    return __version__
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, created (not loaded) on first call."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = PluginManager.from_environment()
+        return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager so the next call rediscovers plugins (tests)."""
+    global _manager
+    with _manager_lock:
+        _manager = None

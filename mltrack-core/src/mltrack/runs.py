@@ -1,0 +1,409 @@
+"""Runs: start, end, the active-run stack, and exit handling.
+
+The active run is tracked per context (a ContextVar, so concurrent asyncio tasks and
+threads each see their own stack). A thread that started no run of its own logs to
+the most recently started run of the process, so data-loader or callback threads
+work without plumbing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from mltrack.errors import (
+    InvalidInputError,
+    MLTrackError,
+    NoActiveRunError,
+    RunAlreadyActiveError,
+    RunNotFoundError,
+)
+from mltrack.store import MlflowSink, MlflowStore, get_store
+from mltrack.validation import check_key, tag_to_string
+from mltrack.writer import TAG, BackgroundWriter
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+logger = logging.getLogger("mltrack.runs")
+
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class ActiveRun:
+    """A run started by this process. Also the context manager ``start_run`` returns."""
+
+    def __init__(
+        self, run_id: str, experiment_id: str, run_name: str | None, parent_run_id: str | None,
+        store: MlflowStore, start_time: int, params: dict[str, str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.store = store
+        self.start_time = start_time
+        self.status = "RUNNING"
+        self.params: dict[str, str] = dict(params or {})
+
+    @property
+    def info(self) -> ActiveRun:
+        """MLflow-style access: ``run.info.run_id`` works as on an MLflow ``ActiveRun``."""
+        return self
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.store.tracking_uri
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.run_id} name={self.run_name!r} experiment={self.experiment_id} {self.status}>"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        status = status_for_exception(exc)
+        try:
+            end_run(status, run=self, error=exc)
+        except MLTrackError:
+            if exc is None:
+                raise
+            logger.exception("mltrack: ending run %s after an error also failed", self.run_id)
+
+
+_stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("mltrack_run_stack", default=())
+_process_runs: list[ActiveRun] = []
+_process_lock = threading.RLock()
+_writer: BackgroundWriter | None = None
+_writer_lock = threading.Lock()
+_terminated_by_signal = False
+_uncaught_exception = False
+_handlers_installed = False
+
+
+def status_for_exception(exc: BaseException | None) -> str:
+    if exc is None:
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, SystemExit) and _terminated_by_signal):
+        return "KILLED"
+    if isinstance(exc, SystemExit) and exc.code in (0, None):
+        return "FINISHED"
+    return "FAILED"
+
+
+def get_writer() -> BackgroundWriter:
+    """The process's background writer, started on first use with the plugin sinks."""
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            from mltrack.config import get_settings
+            from mltrack.plugins import get_plugin_manager
+            from mltrack.sinks import validate_sink
+
+            settings = get_settings()
+            manager = get_plugin_manager()
+            manager.set_validator("sinks", validate_sink)
+            sinks = [c.obj for c in manager.registry("sinks").values()]
+            _writer = BackgroundWriter(
+                flush_interval_s=settings.flush_interval_ms / 1000,
+                retries=settings.write_retries,
+                backoff_s=settings.retry_backoff_s,
+                extra_sinks=sinks,
+            )
+        return _writer
+
+
+def active_run() -> ActiveRun | None:
+    """The run that logging calls in this context go to, or None."""
+    stack = _stack.get()
+    if stack:
+        return stack[-1]
+    with _process_lock:
+        return _process_runs[-1] if _process_runs else None
+
+
+def current_run(run_id: str | None = None) -> ActiveRun:
+    """The active run (or the one with ``run_id``); raises ``NoActiveRunError``."""
+    if run_id is None:
+        stack = _stack.get()
+        if stack:
+            return stack[-1]
+        if _process_runs:
+            return _process_runs[-1]
+        raise NoActiveRunError("no active run: start one before logging")
+    for run in _process_runs:
+        if run.run_id == run_id:
+            return run
+    return _attach(run_id)
+
+
+def _attach(run_id: str) -> ActiveRun:
+    """Route logging for a run this process did not start (e.g. another process's)."""
+    store = get_store()
+    existing = _fetch_run(store, run_id)
+    run = ActiveRun(
+        run_id, existing.info.experiment_id, existing.info.run_name, None, store,
+        existing.info.start_time, dict(existing.data.params),
+    )
+    get_writer().open_run(run_id, MlflowSink(store), run.experiment_id, run.run_name)
+    return run
+
+
+def _fetch_run(store: MlflowStore, run_id: str) -> Run:
+    from mlflow.exceptions import MlflowException
+
+    from mltrack.experiments import store_errors
+
+    try:
+        with store_errors(store):
+            return store.client.get_run(run_id)
+    except MLTrackError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, MlflowException) and getattr(cause, "error_code", "") in {
+            "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
+        }:
+            raise RunNotFoundError(
+                f"run {run_id!r} does not exist in {store.tracking_uri}",
+                hint="list runs with `mltrack runs list`",
+            ) from None
+        raise
+
+
+def start_run(
+    run_name: str | None = None,
+    *,
+    experiment: str | None = None,
+    experiment_id: str | None = None,
+    run_id: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    tracking_uri: str | None = None,
+) -> ActiveRun:
+    """Start a run (or resume one by ``run_id``) and make it the active run.
+
+    Use as a context manager: the run ends FINISHED, or FAILED if the block raises
+    (KILLED on Ctrl-C or SIGTERM). ``nested=True`` starts a child of the active run.
+    """
+    from mltrack.experiments import resolve_experiment_id, store_errors
+
+    parent = _stack.get()[-1] if _stack.get() else None
+    if parent is not None and not nested and run_id is None:
+        raise RunAlreadyActiveError(
+            f"run {parent.run_id} is already active",
+            hint="pass nested=True to start a child run, or call mltrack.end_run() first",
+        )
+    user_tags = {check_key("tag", k): tag_to_string(k, v) for k, v in (tags or {}).items()}
+    if run_name is not None and not isinstance(run_name, str):
+        raise InvalidInputError("run_name", run_name, "must be a string")
+    store = get_store(tracking_uri)
+    writer = get_writer()
+
+    if run_id is not None:
+        existing = _fetch_run(store, run_id)
+        with store_errors(store):
+            store.client.update_run(run_id, status="RUNNING")
+        run = ActiveRun(
+            run_id, existing.info.experiment_id, existing.info.run_name,
+            existing.data.tags.get("mlflow.parentRunId"), store, existing.info.start_time,
+            dict(existing.data.params),
+        )
+        context: dict[str, str] = {}
+    else:
+        exp_id = resolve_experiment_id(store, experiment, experiment_id)
+        parent_id = parent_run_id or (parent.run_id if parent is not None and nested else None)
+        base_tags = {
+            "mlflow.user": _user(),
+            "mlflow.source.name": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "<interactive>",
+            "mlflow.source.type": "LOCAL",
+        }
+        if parent_id:
+            base_tags["mlflow.parentRunId"] = parent_id
+        if description:
+            base_tags["mlflow.note.content"] = tag_to_string("description", description)
+        start = int(time.time() * 1000)
+        with store_errors(store):
+            created = store.client.create_run(
+                exp_id, start_time=start, tags={**base_tags, **user_tags}, run_name=run_name
+            )
+        run = ActiveRun(created.info.run_id, exp_id, created.info.run_name, parent_id, store, start)
+        context = _context_tags(run)
+
+    writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name)
+    for key, value in context.items():
+        if key not in user_tags:
+            writer.put((TAG, run.run_id, key, value))
+    _stack.set(_stack.get() + (run,))
+    with _process_lock:
+        _process_runs.append(run)
+    _install_exit_handlers()
+    from mltrack.plugins import get_plugin_manager
+
+    for _ in get_plugin_manager().call_each("on_run_start", run=run):
+        pass
+    return run
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _context_tags(run: ActiveRun) -> dict[str, str]:
+    from mltrack.config import get_settings
+    from mltrack.plugins import get_plugin_manager
+
+    if not get_settings().context_tags:
+        return {}
+    merged: dict[str, str] = {}
+    for plugin, tags in get_plugin_manager().call_each("run_context_tags", run=run):
+        for key, value in (tags or {}).items():
+            try:
+                merged[check_key("tag", key)] = tag_to_string(key, value)
+            except MLTrackError as exc:
+                logger.warning("mltrack plugin %r gave an invalid context tag: %s", plugin, exc)
+    return merged
+
+
+def end_run(
+    status: str = "FINISHED", *, run: ActiveRun | None = None, error: BaseException | None = None,
+    timeout: float | None = None,
+) -> None:
+    """End the active run (or ``run``): drain its queued data, then mark it ``status``.
+
+    Child runs still active above it are ended first. Raises ``LoggingFailedError``
+    if queued data could not be written (the run is still marked ended).
+    """
+    if status not in TERMINAL_STATUSES:
+        raise InvalidInputError("status", status, f"must be one of {', '.join(TERMINAL_STATUSES)}")
+    if run is None:
+        run = active_run()
+        if run is None:
+            return
+    if run.status != "RUNNING":
+        return
+    with _process_lock:
+        children = [r for r in _process_runs if r.parent_run_id == run.run_id and r.status == "RUNNING"]
+    for child in reversed(children):
+        end_run(status, run=child, error=error, timeout=timeout)
+    from mltrack.config import get_settings
+    from mltrack.experiments import store_errors
+    from mltrack.plugins import get_plugin_manager
+
+    run.status = status
+    writer = get_writer()
+    failure: MLTrackError | None = None
+    try:
+        writer.flush(timeout if timeout is not None else get_settings().end_run_timeout_s, run_id=run.run_id)
+    except MLTrackError as exc:
+        failure = exc
+    for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
+        pass
+    writer.close_run(run.run_id, status)
+    try:
+        with store_errors(run.store):
+            run.store.client.set_terminated(run.run_id, status, end_time=int(time.time() * 1000))
+    except MLTrackError as exc:
+        failure = failure or exc
+    _stack.set(tuple(r for r in _stack.get() if r is not run))
+    with _process_lock:
+        if run in _process_runs:
+            _process_runs.remove(run)
+    if failure is None:
+        writer.forget_run(run.run_id)
+    if failure is not None:
+        raise failure
+
+
+def get_run(run_id: str) -> Run:
+    """The MLflow ``Run`` (info, params, metrics, tags) after flushing queued data."""
+    if _writer is not None:
+        _writer.flush(get_settings_timeout())
+    return _fetch_run(get_store(), run_id)
+
+
+def get_settings_timeout() -> float:
+    from mltrack.config import get_settings
+
+    return get_settings().end_run_timeout_s
+
+
+def flush(timeout: float | None = None) -> None:
+    """Block until every logging call made so far is written to the store.
+
+    Raises ``LoggingFailedError`` if something could not be written (it is kept and
+    retried) or the wait exceeds ``timeout`` seconds.
+    """
+    if _writer is not None:
+        _writer.flush(timeout if timeout is not None else get_settings_timeout())
+
+
+# -- exit handling ---------------------------------------------------------------------
+
+
+def _install_exit_handlers() -> None:
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_end_all_at_exit)
+    previous_hook = sys.excepthook
+
+    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        global _uncaught_exception
+        _uncaught_exception = True
+        previous_hook(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # not allowed here (embedded interpreter)
+            pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Unwind like Ctrl-C does: `with start_run()` blocks end their runs KILLED and the
+    # atexit handler drains the rest. Doing the drain here could deadlock on a lock the
+    # interrupted code holds.
+    global _terminated_by_signal
+    _terminated_by_signal = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _end_all_at_exit() -> None:
+    if _terminated_by_signal:
+        status = "KILLED"
+    elif _uncaught_exception:
+        status = "FAILED"
+    else:
+        status = "FINISHED"
+    with _process_lock:
+        runs = list(reversed(_process_runs))
+    for run in runs:
+        try:
+            end_run(status, run=run)
+        except Exception as exc:
+            print(f"mltrack: could not end run {run.run_id} at exit: {exc}", file=sys.stderr)
+    if _writer is not None:
+        try:
+            _writer.flush(get_settings_timeout())
+        except MLTrackError as exc:
+            print(f"mltrack: {exc}", file=sys.stderr)
+        _writer.close_sinks()

@@ -1,0 +1,147 @@
+"""Access to the MLflow store, imported only when a store is first touched."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from mltrack.records import Batch, Metric
+from mltrack.sinks import Sink
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger("mltrack.store")
+
+
+class MlflowStore:
+    """One MLflow tracking store (and its registry), by URI."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self._lock = threading.Lock()
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    @cached_property
+    def _sql(self) -> Any:
+        """MLflow's SQLAlchemy store behind the client, if that is what it is."""
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = self.client._tracking_client.store
+        except (ImportError, AttributeError):  # a future MLflow moved things: use the API
+            return None
+        if isinstance(store, SqlAlchemyStore) and store.engine.dialect.name in {"sqlite", "postgresql"}:
+            return store
+        return None
+
+    def write(self, batch: Batch) -> None:
+        """Write a batch (within MLflow's per-request limits) to the store."""
+        from mlflow.entities import Metric as MlflowMetric
+        from mlflow.entities import Param, RunTag
+
+        metrics = batch.metrics
+        if metrics and self._sql is not None:
+            self._write_metrics_sql(batch.run_id, metrics)
+            metrics = []
+        if not (metrics or batch.params or batch.tags):
+            return
+        self.client.log_batch(
+            batch.run_id,
+            metrics=[MlflowMetric(m.key, m.value, m.timestamp, m.step) for m in metrics],
+            params=[Param(p.key, p.value) for p in batch.params],
+            tags=[RunTag(t.key, t.value) for t in batch.tags],
+            synchronous=True,
+        )
+
+    def _write_metrics_sql(self, run_id: str, metrics: list[Metric]) -> None:
+        """Bulk-insert metrics into MLflow's own tables (``metrics``, ``latest_metrics``).
+
+        MLflow's ORM path spends ~0.15 s per 1,000 points building objects; a Core
+        ``INSERT ... ON CONFLICT DO NOTHING`` writes the same rows, through MLflow's own
+        table definitions, in a few ms, and makes a replayed batch a no-op.
+        """
+        import sqlalchemy as sa
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+
+        store = self._sql
+        if store.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+
+        rows = []
+        latest: dict[str, dict[str, Any]] = {}
+        for m in metrics:
+            is_nan, value = store.sanitize_metric_value(m.value)
+            row = {
+                "run_uuid": run_id, "key": m.key, "value": value,
+                "timestamp": m.timestamp, "step": m.step, "is_nan": is_nan,
+            }
+            rows.append(row)
+            best = latest.get(m.key)
+            if best is None or (m.step, m.timestamp, value) > (best["step"], best["timestamp"], best["value"]):
+                latest[m.key] = row
+        metric_table = SqlMetric.__table__
+        latest_table = SqlLatestMetric.__table__
+        with self._lock, store.engine.begin() as conn:
+            conn.execute(insert(metric_table).on_conflict_do_nothing(), rows)
+            current = {
+                r.key: r
+                for r in conn.execute(
+                    sa.select(latest_table).where(
+                        latest_table.c.run_uuid == run_id, latest_table.c.key.in_(list(latest))
+                    )
+                )
+            }
+            upserts = [
+                row for key, row in latest.items()
+                if key not in current
+                or (row["step"], row["timestamp"], row["value"])
+                > (current[key].step, current[key].timestamp, current[key].value)
+            ]
+            if upserts:
+                stmt = insert(latest_table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["key", "run_uuid"],
+                    set_={c: stmt.excluded[c] for c in ("value", "timestamp", "step", "is_nan")},
+                )
+                conn.execute(stmt, upserts)
+
+
+class MlflowSink(Sink):
+    """The primary sink: the MLflow store."""
+
+    name = "mlflow"
+
+    def __init__(self, store: MlflowStore) -> None:
+        self.store = store
+
+    def log_batch(self, batch: Batch) -> None:
+        self.store.write(batch)
+
+
+_stores: dict[tuple[str, str | None], MlflowStore] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowStore:
+    """The ``MlflowStore`` for a URI (default: the configured one), shared per process."""
+    from mltrack.config import get_settings
+
+    settings = get_settings()
+    uri = tracking_uri or settings.resolved_tracking_uri()
+    registry = registry_uri or settings.registry_uri
+    with _stores_lock:
+        key = (uri, registry)
+        if key not in _stores:
+            _stores[key] = MlflowStore(uri, registry)
+        return _stores[key]
