@@ -14,9 +14,7 @@ from mltrack.hookspecs import hookimpl
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=2, check=True
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=2, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()

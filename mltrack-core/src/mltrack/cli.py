@@ -60,8 +60,13 @@ def plugins_command(as_json: bool) -> None:
     for info in infos:
         detail = info.reason or "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(info.contributes.items()) if v)
         style = {"failed": "red", "disabled": "yellow"}.get(info.status, "")
-        table.add_row(info.name, info.distribution or "", info.version or "",
-                      f"[{style}]{info.status}[/]" if style else info.status, detail)
+        table.add_row(
+            info.name,
+            info.distribution or "",
+            info.version or "",
+            f"[{style}]{info.status}[/]" if style else info.status,
+            detail,
+        )
     _console().print(table)
 
 
@@ -101,8 +106,9 @@ def config_show(as_json: bool) -> None:
             value = {p: {k: _mask(k, v) for k, v in section.items()} for p, section in value.items()}
         rows.append({"setting": name, "value": _mask(name, value), "source": source})
     if as_json:
-        _echo_json({"settings": rows, "config_file": str(config_file() or ""),
-                    "pyproject": str(pyproject_file() or "")})
+        _echo_json(
+            {"settings": rows, "config_file": str(config_file() or ""), "pyproject": str(pyproject_file() or "")}
+        )
         return
     table = _table("setting", "value", "source")
     for row in rows:
@@ -122,8 +128,15 @@ def experiments_list(as_json: bool) -> None:
     from mltrack.experiments import list_experiments
 
     experiments = list_experiments()
-    rows = [{"id": e.experiment_id, "name": e.name, "artifact_location": e.artifact_location,
-             "lifecycle_stage": e.lifecycle_stage} for e in experiments]
+    rows = [
+        {
+            "id": e.experiment_id,
+            "name": e.name,
+            "artifact_location": e.artifact_location,
+            "lifecycle_stage": e.lifecycle_stage,
+        }
+        for e in experiments
+    ]
     if as_json:
         _echo_json(rows)
         return
@@ -157,17 +170,17 @@ def _run_row(run: Any) -> dict[str, Any]:
 
 @runs_group.command("list")
 @click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable; default: all).")
-@click.option("--filter", "filter_string", default="", help="MLflow filter, e.g. \"metrics.loss < 0.1\".")
-@click.option("--order-by", multiple=True, help="e.g. \"metrics.loss ASC\" (repeatable).")
+@click.option("--filter", "filter_string", default="", help='MLflow filter, e.g. "metrics.loss < 0.1".')
+@click.option("--order-by", multiple=True, help='e.g. "metrics.loss ASC" (repeatable).')
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def runs_list(experiment: tuple[str, ...], filter_string: str, order_by: tuple[str, ...], limit: int,
-              as_json: bool) -> None:
+def runs_list(
+    experiment: tuple[str, ...], filter_string: str, order_by: tuple[str, ...], limit: int, as_json: bool
+) -> None:
     """List runs, newest first."""
     from mltrack.queries import search_runs
 
-    found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None,
-                        max_results=limit)
+    found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
     rows = [_run_row(r) for r in found]
     if as_json:
         _echo_json(rows)
@@ -176,9 +189,15 @@ def runs_list(experiment: tuple[str, ...], filter_string: str, order_by: tuple[s
     for row in rows:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(row["metrics"].items())[:4])
         status_style = {"FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}.get(row["status"], "green")
-        table.add_row(row["run_id"], row["name"] or "", row["experiment_id"],
-                      f"[{status_style}]{row['status']}[/]", row["start"] or "",
-                      "" if row["duration_s"] is None else str(row["duration_s"]), metrics)
+        table.add_row(
+            row["run_id"],
+            row["name"] or "",
+            row["experiment_id"],
+            f"[{status_style}]{row['status']}[/]",
+            row["start"] or "",
+            "" if row["duration_s"] is None else str(row["duration_s"]),
+            metrics,
+        )
     _console().print(table)
 
 
@@ -222,7 +241,9 @@ def build_cli() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into one line plus a hint."""
-    logging.basicConfig(level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         group = build_cli()
         group.main(args=argv, prog_name="mltrack", standalone_mode=False)
@@ -237,8 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     except MLTrackError as exc:
         _fail(f"Error: {exc.message}", exc.hint)
     except Exception as exc:
-        _fail(f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-              "set MLTRACK_DEBUG=1 to see the traceback")
+        _fail(
+            f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            "set MLTRACK_DEBUG=1 to see the traceback",
+        )
 
 
 def _fail(message: str, hint: str | None) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-import tomllib
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -124,9 +125,7 @@ class MLTrackSettings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         pyproject = pyproject_file()
         if pyproject is not None:
-            sources.append(
-                PyprojectTomlConfigSettingsSource(settings_cls, toml_file=pyproject)
-            )
+            sources.append(PyprojectTomlConfigSettingsSource(settings_cls, toml_file=pyproject))
         return tuple(sources)
 
     def resolved_tracking_uri(self) -> str:
@@ -137,7 +136,6 @@ class MLTrackSettings(BaseSettings):
         if from_mlflow:
             return from_mlflow
         return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
 
 
 SourceKind = Literal["argument", "environment", ".env", "mltrack.toml", "pyproject.toml", "default"]
@@ -202,8 +200,13 @@ def _fix_hint(source: str) -> str:
     return f"fix the value in {source}"
 
 
-def config_error_from(exc: ValidationError, *, prefix: tuple[str, ...] = (), plugin: str | None = None,
-                      overrides: dict[str, Any] | None = None) -> ConfigError:
+def config_error_from(
+    exc: ValidationError,
+    *,
+    prefix: tuple[str, ...] = (),
+    plugin: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> ConfigError:
     """One readable ``ConfigError`` naming plugin, field, value and source of each problem."""
     problems: list[str] = []
     first_source = "default"
@@ -224,13 +227,21 @@ _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
+def _build(overrides: dict[str, Any]) -> MLTrackSettings:
+    with warnings.catch_warnings():
+        # pydantic-settings warns that the pyproject table header is unused whenever
+        # no pyproject.toml with [tool.mltrack] is found; that is expected here.
+        warnings.filterwarnings("ignore", message=".*pyproject_toml_table_header.*")
+        return MLTrackSettings(**overrides)
+
+
 def get_settings() -> MLTrackSettings:
     """The settings in force, resolved once per process (``configure`` resets them)."""
     global _settings
     with _lock:
         if _settings is None:
             try:
-                _settings = MLTrackSettings(**_overrides)
+                _settings = _build(_overrides)
             except ValidationError as exc:
                 raise config_error_from(exc, overrides=_overrides) from None
         return _settings
@@ -249,7 +260,7 @@ def configure(**overrides: Any) -> MLTrackSettings:
     with _lock:
         candidate = {**_overrides, **overrides}
         try:
-            settings = MLTrackSettings(**candidate)
+            settings = _build(candidate)
         except ValidationError as exc:
             raise config_error_from(exc, overrides=candidate) from None
         _overrides, _settings = candidate, settings
@@ -270,7 +281,9 @@ def plugin_settings(plugin: str) -> Any:
     manager = get_plugin_manager()
     registry = manager.registry("settings")
     if plugin not in registry:
-        raise ConfigError(f"plugin {plugin!r} registers no settings", hint="check the plugin name with `mltrack plugins`")
+        raise ConfigError(
+            f"plugin {plugin!r} registers no settings", hint="check the plugin name with `mltrack plugins`"
+        )
     model = registry[plugin].obj
     raw = get_settings().plugins.get(plugin, {})
     try:

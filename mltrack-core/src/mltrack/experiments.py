@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import ExperimentNotFoundError, MLTrackError, StoreError
 from mltrack.store import MlflowStore, get_store
@@ -81,7 +82,8 @@ def get_experiment_by_id(experiment_id: str, store: MlflowStore) -> Experiment:
     except StoreError as exc:
         cause = exc.__cause__
         if isinstance(cause, MlflowException) and _error_code(cause) in {
-            "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
         }:
             raise ExperimentNotFoundError(
                 f"experiment id {experiment_id!r} does not exist in {store.tracking_uri}",
@@ -91,7 +93,10 @@ def get_experiment_by_id(experiment_id: str, store: MlflowStore) -> Experiment:
 
 
 def create_experiment(
-    name: str, *, artifact_location: str | None = None, tags: dict[str, Any] | None = None,
+    name: str,
+    *,
+    artifact_location: str | None = None,
+    tags: dict[str, Any] | None = None,
     tracking_uri: str | None = None,
 ) -> str:
     """Create an experiment and return its id; an existing name is an error."""
@@ -115,7 +120,8 @@ def get_or_create_experiment_id(name: str, store: MlflowStore) -> str:
             if found.lifecycle_stage == "deleted":
                 raise ExperimentNotFoundError(
                     f"experiment {name!r} is deleted",
-                    hint=f"restore it (mlflow experiments restore --experiment-id {found.experiment_id}) or use another name",
+                    hint=f"restore it (mlflow experiments restore --experiment-id {found.experiment_id}) "
+                    "or use another name",
                 )
             return str(found.experiment_id)
         from mlflow.exceptions import MlflowException
@@ -146,9 +152,7 @@ def list_experiments(*, tracking_uri: str | None = None) -> list[Experiment]:
         return list(store.client.search_experiments())
 
 
-def resolve_experiment_id(
-    store: MlflowStore, experiment: str | None = None, experiment_id: str | None = None
-) -> str:
+def resolve_experiment_id(store: MlflowStore, experiment: str | None = None, experiment_id: str | None = None) -> str:
     """The experiment a new run goes to: explicit id > name > set_experiment > config > Default."""
     if experiment_id is not None:
         return str(get_experiment_by_id(str(experiment_id), store).experiment_id)

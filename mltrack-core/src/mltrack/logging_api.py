@@ -77,9 +77,7 @@ def log_metrics(
         raise InvalidInputError("metrics", metrics, "must be a dict of name -> number")
     allow = _nonfinite_allowed()
     flat = flatten(metrics)
-    checked = [
-        (check_key("metric", k), coerce_metric_value(k, v, allow_nonfinite=allow)) for k, v in flat.items()
-    ]
+    checked = [(check_key("metric", k), coerce_metric_value(k, v, allow_nonfinite=allow)) for k, v in flat.items()]
     step = 0 if step is None else check_step("metrics", step)
     timestamp = _time_ns() // 1_000_000 if timestamp is None else check_timestamp("metrics", timestamp)
     put = runs.get_writer().put
@@ -149,14 +147,16 @@ def _check_artifact_path(field: str, artifact_path: str | None) -> None:
         raise InvalidInputError(field, artifact_path, "must be a relative path inside the run's artifacts")
 
 
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None, *,
-                 run_id: str | None = None) -> None:
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, *, run_id: str | None = None
+) -> None:
     """Upload a file into the run's artifacts (synchronous)."""
     run = runs.current_run(run_id)
     path = Path(local_path)
     if not path.is_file():
-        raise InvalidInputError("local_path", str(local_path), "is not an existing file",
-                                hint="use log_artifacts for a directory")
+        raise InvalidInputError(
+            "local_path", str(local_path), "is not an existing file", hint="use log_artifacts for a directory"
+        )
     _check_artifact_path("artifact_path", artifact_path)
     from mltrack.experiments import store_errors
 
@@ -164,8 +164,9 @@ def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None =
         run.store.client.log_artifact(run.run_id, str(path), artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None, *,
-                  run_id: str | None = None) -> None:
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, *, run_id: str | None = None
+) -> None:
     """Upload a directory's contents into the run's artifacts (synchronous)."""
     run = runs.current_run(run_id)
     path = Path(local_dir)

@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pluggy
 
@@ -210,8 +211,7 @@ class PluginManager:
         unknown = [
             caller.name
             for caller in self._pm.get_hookcallers(module) or []
-            if not caller.has_spec()
-            and not any(impl.optionalhook for impl in caller.get_hookimpls())
+            if not caller.has_spec() and not any(impl.optionalhook for impl in caller.get_hookimpls())
         ]
         if unknown:
             self._pm.unregister(module)
@@ -373,9 +373,7 @@ class PluginManager:
             except PluginError:
                 continue
             for contribution in registry.values():
-                self._infos[contribution.plugin].contributes.setdefault(kind, []).append(
-                    contribution.name
-                )
+                self._infos[contribution.plugin].contributes.setdefault(kind, []).append(contribution.name)
             for name, owners in self._collisions.get(kind, {}).items():
                 for owner in owners[1:]:
                     info = self._infos[owner]

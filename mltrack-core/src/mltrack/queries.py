@@ -47,8 +47,12 @@ def search_runs(
     with store_errors(store):
         while len(results) < max_results:
             page = store.client.search_runs(
-                ids, filter_string, run_view_type=view, max_results=min(max_results - len(results), 1000),
-                order_by=order_by, page_token=token,
+                ids,
+                filter_string,
+                run_view_type=view,
+                max_results=min(max_results - len(results), 1000),
+                order_by=order_by,
+                page_token=token,
             )
             results.extend(page)
             token = page.token

@@ -43,8 +43,14 @@ class ActiveRun:
     """A run started by this process. Also the context manager ``start_run`` returns."""
 
     def __init__(
-        self, run_id: str, experiment_id: str, run_name: str | None, parent_run_id: str | None,
-        store: MlflowStore, start_time: int, params: dict[str, str] | None = None,
+        self,
+        run_id: str,
+        experiment_id: str,
+        run_name: str | None,
+        parent_run_id: str | None,
+        store: MlflowStore,
+        start_time: int,
+        params: dict[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.experiment_id = experiment_id
@@ -153,8 +159,13 @@ def _attach(run_id: str) -> ActiveRun:
     store = get_store()
     existing = _fetch_run(store, run_id)
     run = ActiveRun(
-        run_id, existing.info.experiment_id, existing.info.run_name, None, store,
-        existing.info.start_time, dict(existing.data.params),
+        run_id,
+        existing.info.experiment_id,
+        existing.info.run_name,
+        None,
+        store,
+        existing.info.start_time,
+        dict(existing.data.params),
     )
     get_writer().open_run(run_id, MlflowSink(store), run.experiment_id, run.run_name)
     return run
@@ -171,7 +182,8 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
     except MLTrackError as exc:
         cause = exc.__cause__
         if isinstance(cause, MlflowException) and getattr(cause, "error_code", "") in {
-            "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
         }:
             raise RunNotFoundError(
                 f"run {run_id!r} does not exist in {store.tracking_uri}",
@@ -216,8 +228,12 @@ def start_run(
         with store_errors(store):
             store.client.update_run(run_id, status="RUNNING")
         run = ActiveRun(
-            run_id, existing.info.experiment_id, existing.info.run_name,
-            existing.data.tags.get("mlflow.parentRunId"), store, existing.info.start_time,
+            run_id,
+            existing.info.experiment_id,
+            existing.info.run_name,
+            existing.data.tags.get("mlflow.parentRunId"),
+            store,
+            existing.info.start_time,
             dict(existing.data.params),
         )
         context: dict[str, str] = {}
@@ -245,7 +261,7 @@ def start_run(
     for key, value in context.items():
         if key not in user_tags:
             writer.put((TAG, run.run_id, key, value))
-    _stack.set(_stack.get() + (run,))
+    _stack.set((*_stack.get(), run))
     with _process_lock:
         _process_runs.append(run)
     _install_exit_handlers()
@@ -280,7 +296,10 @@ def _context_tags(run: ActiveRun) -> dict[str, str]:
 
 
 def end_run(
-    status: str = "FINISHED", *, run: ActiveRun | None = None, error: BaseException | None = None,
+    status: str = "FINISHED",
+    *,
+    run: ActiveRun | None = None,
+    error: BaseException | None = None,
     timeout: float | None = None,
 ) -> None:
     """End the active run (or ``run``): drain its queued data, then mark it ``status``.

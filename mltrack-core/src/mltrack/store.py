@@ -74,17 +74,25 @@ class MlflowStore:
 
         store = self._sql
         if store.engine.dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert: Any = sqlite_insert
         else:
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            insert = postgresql_insert
 
         rows = []
         latest: dict[str, dict[str, Any]] = {}
         for m in metrics:
             is_nan, value = store.sanitize_metric_value(m.value)
             row = {
-                "run_uuid": run_id, "key": m.key, "value": value,
-                "timestamp": m.timestamp, "step": m.step, "is_nan": is_nan,
+                "run_uuid": run_id,
+                "key": m.key,
+                "value": value,
+                "timestamp": m.timestamp,
+                "step": m.step,
+                "is_nan": is_nan,
             }
             rows.append(row)
             best = latest.get(m.key)
@@ -103,7 +111,8 @@ class MlflowStore:
                 )
             }
             upserts = [
-                row for key, row in latest.items()
+                row
+                for key, row in latest.items()
                 if key not in current
                 or (row["step"], row["timestamp"], row["value"])
                 > (current[key].step, current[key].timestamp, current[key].value)

@@ -19,7 +19,8 @@ import functools
 import inspect
 import time
 import traceback
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from mltrack import runs
 from mltrack.logging_api import log_metrics, log_params, log_text, set_tags
@@ -142,8 +143,13 @@ def track(func: F) -> F: ...
 
 @overload
 def track(
-    func: None = None, *, experiment: str | None = None, run_name: str | None = None,
-    tags: dict[str, Any] | None = None, log_args: bool = True, log_result: bool = True,
+    func: None = None,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    tags: dict[str, Any] | None = None,
+    log_args: bool = True,
+    log_result: bool = True,
 ) -> Callable[[F], F]: ...
 
 
@@ -161,8 +167,11 @@ def track(
     Usable bare (``@track``) or configured (``@track(experiment="exp")``).
     """
     options = {
-        "experiment": experiment, "run_name": run_name, "tags": tags,
-        "log_args": log_args, "log_result": log_result,
+        "experiment": experiment,
+        "run_name": run_name,
+        "tags": tags,
+        "log_args": log_args,
+        "log_result": log_result,
     }
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

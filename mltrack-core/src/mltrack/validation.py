@@ -48,9 +48,7 @@ def check_key(kind: str, key: Any) -> str:
     if not _KEY_PATTERN.match(key):
         raise InvalidKeyError(field, key, "contains characters MLflow does not allow", hint=_KEY_HINT)
     if key.startswith("/") or ".." in key.split("/") or key != key.strip():
-        raise InvalidKeyError(
-            field, key, "must be a relative name without '..' or surrounding spaces", hint=_KEY_HINT
-        )
+        raise InvalidKeyError(field, key, "must be a relative name without '..' or surrounding spaces", hint=_KEY_HINT)
     if len(seen) < 100_000:
         seen.add(key)
     return key
@@ -115,9 +113,7 @@ def param_to_string(key: str, value: Any) -> str:
         text = value
     elif value is None or isinstance(value, (bool, int, float)):
         text = str(value)
-    elif isinstance(value, (list, tuple)) and all(
-        v is None or isinstance(v, SCALAR_TYPES) for v in value
-    ):
+    elif isinstance(value, (list, tuple)) and all(v is None or isinstance(v, SCALAR_TYPES) for v in value):
         text = json.dumps(list(value))
     elif hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         text = str(value.item())  # numpy scalars and 0-d tensors

@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
@@ -32,16 +33,18 @@ MAX_PARAMS_TAGS_BYTES = 800_000  # below MLflow's 1 MB request cap
 def split_batch(batch: Batch) -> list[Batch]:
     """Split a batch into batches that MLflow's ``log_batch`` accepts."""
     small: list[Batch] = []
-    params, tags = list(batch.params), list(batch.tags)
+    params: list[Any] = list(batch.params)
+    tags: list[Any] = list(batch.tags)
     while params or tags:
         chunk = Batch(batch.run_id)
         size = 0
         for source, target in ((params, chunk.params), (tags, chunk.tags)):
-            while source and len(target) < MAX_PARAMS_TAGS_PER_BATCH:
+            taken: list[Any] = target
+            while source and len(taken) < MAX_PARAMS_TAGS_PER_BATCH:
                 item_size = len(source[0].key) + len(source[0].value)
-                if target and size + item_size > MAX_PARAMS_TAGS_BYTES:
+                if taken and size + item_size > MAX_PARAMS_TAGS_BYTES:
                     break
-                target.append(source.pop(0))
+                taken.append(source.pop(0))
                 size += item_size
         small.append(chunk)
     metrics = batch.metrics
@@ -175,7 +178,7 @@ class BackgroundWriter:
                 if batch is None:
                     batch = pending[item[1]] = Batch(item[1])
                 batch.metrics.append(Metric(item[2], item[3], item[4], item[5]))
-            elif kind == PARAM or kind == TAG:
+            elif kind in (PARAM, TAG):
                 batch = pending.get(item[1])
                 if batch is None:
                     batch = pending[item[1]] = Batch(item[1])
@@ -192,18 +195,18 @@ class BackgroundWriter:
     def _write(self, pending: dict[str, Batch]) -> None:
         with self._routes_lock:
             retry = [(rid, r) for rid, r in self._routes.items() if r.unsent]
-        for run_id, route in retry:
+        for _run_id, route in retry:
             batches, route.unsent = route.unsent, []
             for batch in batches:
                 self._deliver(route, batch, retries=0)
         for run_id, batch in pending.items():
             with self._routes_lock:
-                route = self._routes.get(run_id)
-            if route is None:
+                found = self._routes.get(run_id)
+            if found is None:
                 logger.error("mltrack writer: data for unknown run %s dropped", run_id)
                 continue
             for small in split_batch(batch):
-                self._deliver(route, small, retries=self.retries)
+                self._deliver(found, small, retries=self.retries)
                 for sink in self.extra_sinks:
                     self._call_extra(sink, "log_batch", small)
 
@@ -222,7 +225,10 @@ class BackgroundWriter:
                 if attempt < retries:
                     logger.warning(
                         "mltrack: store write failed (%s); retry %d/%d in %.1fs",
-                        _describe(exc), attempt + 1, retries, delay,
+                        _describe(exc),
+                        attempt + 1,
+                        retries,
+                        delay,
                     )
                     self._sleep(delay)
                     delay *= 2

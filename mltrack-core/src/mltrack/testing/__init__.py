@@ -1,0 +1,1 @@
+"""Test kit for MLTrack and its plugins: real local servers and conformance suites."""

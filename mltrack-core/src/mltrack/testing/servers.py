@@ -1,0 +1,161 @@
+"""Real servers on 127.0.0.1 for tests and benchmarks: PostgreSQL and ``mlflow server``.
+
+Each server runs in its own process group (``start_new_session``) and ``stop()`` kills
+the whole group: ``mlflow server`` leaves children behind if only its parent dies.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s: {last}")
+
+
+def _stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(5)
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian layout), if any."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster with an ``mlflow`` database."""
+
+    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+        self.base_dir = Path(base_dir)
+        self.port = port or free_port()
+        self.bin_dir = postgres_bin_dir()
+        if self.bin_dir is None:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql)")
+        self._as_postgres = os.geteuid() == 0
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql+psycopg2://mlflow:mlflow@127.0.0.1:{self.port}/mlflow"
+
+    def _run(self, command: str) -> None:
+        argv = ["su", "postgres", "-c", command] if self._as_postgres else ["bash", "-c", command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command!r} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+
+    def start(self) -> PostgresServer:
+        data = self.base_dir / "data"
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres:
+            shutil.chown(self.base_dir, "postgres", "postgres")
+        b = self.bin_dir
+        self._run(f"{b}/initdb -D {data} -U postgres --auth=trust -E UTF8")
+        self._run(
+            f"{b}/pg_ctl -D {data} -o '-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base_dir}' "
+            f"-l {self.base_dir}/log -w start"
+        )
+        self._run(
+            f"{b}/psql -h 127.0.0.1 -p {self.port} -U postgres -c \"CREATE USER mlflow PASSWORD 'mlflow'\" "
+            "-c 'CREATE DATABASE mlflow OWNER mlflow'"
+        )
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._run(f"{self.bin_dir}/pg_ctl -D {self.base_dir / 'data'} -m immediate -w stop")
+        except RuntimeError:
+            pass
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with the given backend store."""
+
+    def __init__(self, backend_uri: str, artifacts_dir: Path, port: int | None = None, workers: int = 1) -> None:
+        self.backend_uri = backend_uri
+        self.artifacts_dir = Path(artifacts_dir)
+        self.port = port or free_port()
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.artifacts_dir.parent / f"mlflow-server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRACK_"))}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                self.backend_uri,
+                "--artifacts-destination",
+                str(self.artifacts_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+        try:
+            wait_for_http(f"{self.url}/health", timeout, self.process)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"mlflow server failed to start; log: {self.log_path}") from None
+        return self
+
+    def stop(self) -> None:
+        _stop_group(self.process)
+        self.process = None

@@ -1,0 +1,108 @@
+"""Shared fixtures: real MLflow stores (sqlite, and mlflow server on PostgreSQL).
+
+Our own tests run with strict plugins; the deliberately broken fixture plugins are
+disabled here and enabled only by the tests that exercise them (in subprocesses).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BROKEN_FIXTURES = "broken-import,misspelled-hook"
+
+os.environ["MLTRACK_STRICT_PLUGINS"] = "1"
+os.environ["MLTRACK_DISABLE_PLUGINS"] = BROKEN_FIXTURES
+for _name in ("MLTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLTRACK_LOAD_PLUGINS", "MLTRACK_DEBUG"):
+    os.environ.pop(_name, None)
+
+
+def reset_mltrack() -> None:
+    """Forget cached settings, stores and plugins, and end leftover runs."""
+    from mltrack import config, experiments, logging_api, plugins, runs, store
+
+    for run in list(runs._process_runs):
+        try:
+            runs.end_run("KILLED", run=run)
+        except Exception:
+            pass
+    runs._stack.set(())
+    config.reset_settings()
+    experiments.reset_default_experiment()
+    logging_api.reset_cached_settings()
+    plugins.reset_plugin_manager()
+    store._stores.clear()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mltrack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
+    reset_mltrack()
+    yield
+    reset_mltrack()
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLTRACK_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on PostgreSQL, started once per test session."""
+    from mltrack.testing.servers import MlflowServer, PostgresServer, postgres_bin_dir
+
+    if postgres_bin_dir() is None:
+        pytest.fail("PostgreSQL is not installed: run `make install` (it installs the Debian package)")
+    # PostgreSQL runs as the postgres user: its folder must be outside pytest's 0700 tree.
+    base = Path(tempfile.mkdtemp(prefix="mltrack-pg-"))
+    os.chmod(base, 0o755)
+    postgres = PostgresServer(base / "cluster").start()
+    server = MlflowServer(postgres.uri, tmp_path_factory.mktemp("server") / "artifacts")
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+        postgres.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.server)])
+def tracking_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each tracking test runs against sqlite and against a real mlflow server."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    else:
+        uri = request.getfixturevalue("mlflow_server")
+    monkeypatch.setenv("MLTRACK_TRACKING_URI", uri)
+    return uri
+
+
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with this environment (plus ``env``)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``mltrack`` command."""
+    full_env = {**os.environ, **(env or {})}
+    mltrack = Path(sys.executable).parent / "mltrack"
+    return subprocess.run([str(mltrack), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
