@@ -50,9 +50,25 @@ def _isolated_mltrack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     reset_mltrack()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow sqlite store; copying it skips ~2 s of migrations."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def fresh_sqlite_uri(template: Path, folder: Path) -> str:
+    target = folder / "mlflow.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture
-def sqlite_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def sqlite_uri(_sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = fresh_sqlite_uri(_sqlite_template, tmp_path)
     monkeypatch.setenv("MLTRACK_TRACKING_URI", uri)
     return uri
 
@@ -82,7 +98,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def tracking_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each tracking test runs against sqlite and against a real mlflow server."""
     if request.param == "sqlite":
-        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        uri = fresh_sqlite_uri(request.getfixturevalue("_sqlite_template"), tmp_path)
     else:
         uri = request.getfixturevalue("mlflow_server")
     monkeypatch.setenv("MLTRACK_TRACKING_URI", uri)

@@ -20,7 +20,11 @@ class MLTrackError(Exception):
 
     @property
     def message(self) -> str:
+        """The message without the hint (the CLI prints the hint on its own line)."""
         return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
 class InvalidInputError(MLTrackError, ValueError):
