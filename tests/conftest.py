@@ -25,14 +25,16 @@ for _name in ("MLTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLTRACK_LOAD_PLUGI
 
 
 def reset_mltrack() -> None:
-    """Forget cached settings, stores and plugins, and end leftover runs."""
+    """Forget cached settings, stores, plugins and leftover runs.
+
+    Leftover runs are dropped, not ended: their store may be a server a test stopped.
+    """
     from mltrack import config, experiments, logging_api, plugins, runs, store
 
     for run in list(runs._process_runs):
-        try:
-            runs.end_run("KILLED", run=run)
-        except Exception:
-            pass
+        if runs._writer is not None:
+            runs._writer.forget_run(run.run_id)
+    runs._process_runs.clear()
     runs._stack.set(())
     config.reset_settings()
     experiments.reset_default_experiment()

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mltrack.store")
 
+REST_WRITE_TIMEOUT_S = 30
+
 
 class MlflowStore:
     """One MLflow tracking store (and its registry), by URI."""
@@ -43,6 +45,17 @@ class MlflowStore:
             return store
         return None
 
+    @cached_property
+    def _rest_creds(self) -> Any:
+        """Host credentials of an MLflow tracking server, if that is the store."""
+        try:
+            from mlflow.store.tracking.rest_store import RestStore
+
+            store = self.client._tracking_client.store
+        except (ImportError, AttributeError):
+            return None
+        return store.get_host_creds() if isinstance(store, RestStore) else None
+
     def write(self, batch: Batch) -> None:
         """Write a batch (within MLflow's per-request limits) to the store."""
         from mlflow.entities import Metric as MlflowMetric
@@ -54,6 +67,9 @@ class MlflowStore:
             metrics = []
         if not (metrics or batch.params or batch.tags):
             return
+        if self._rest_creds is not None:
+            self._write_rest(batch.run_id, metrics, batch)
+            return
         self.client.log_batch(
             batch.run_id,
             metrics=[MlflowMetric(m.key, m.value, m.timestamp, m.step) for m in metrics],
@@ -61,6 +77,27 @@ class MlflowStore:
             tags=[RunTag(t.key, t.value) for t in batch.tags],
             synchronous=True,
         )
+
+    def _write_rest(self, run_id: str, metrics: list[Metric], batch: Batch) -> None:
+        """One ``runs/log-batch`` request without MLflow's own retries.
+
+        MLflow's client retries a refused connection 7 times with exponential backoff
+        (minutes); the writer retries on its own schedule instead, so a down server is
+        noticed quickly and reported at ``flush``.
+        """
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        endpoint = "/api/2.0/mlflow/runs/log-batch"
+        body = {
+            "run_id": run_id,
+            "metrics": [{"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step} for m in metrics],
+            "params": [{"key": p.key, "value": p.value} for p in batch.params],
+            "tags": [{"key": t.key, "value": t.value} for t in batch.tags],
+        }
+        response = http_request(
+            self._rest_creds, endpoint, "POST", max_retries=0, timeout=REST_WRITE_TIMEOUT_S, json=body
+        )
+        verify_rest_response(response, endpoint)
 
     def _write_metrics_sql(self, run_id: str, metrics: list[Metric]) -> None:
         """Bulk-insert metrics into MLflow's own tables (``metrics``, ``latest_metrics``).

@@ -194,11 +194,9 @@ class BackgroundWriter:
 
     def _write(self, pending: dict[str, Batch]) -> None:
         with self._routes_lock:
-            retry = [(rid, r) for rid, r in self._routes.items() if r.unsent]
-        for _run_id, route in retry:
-            batches, route.unsent = route.unsent, []
-            for batch in batches:
-                self._deliver(route, batch, retries=0)
+            stuck = [r for r in self._routes.values() if r.unsent]
+        for route in stuck:
+            self._retry_unsent(route)
         for run_id, batch in pending.items():
             with self._routes_lock:
                 found = self._routes.get(run_id)
@@ -209,6 +207,18 @@ class BackgroundWriter:
                 self._deliver(found, small, retries=self.retries)
                 for sink in self.extra_sinks:
                     self._call_extra(sink, "log_batch", small)
+
+    def _retry_unsent(self, route: _RunRoute) -> None:
+        # Kept batches leave the list only once written, so a concurrent flush() never
+        # sees an empty list while a retry is still in flight.
+        while route.unsent:
+            try:
+                route.primary.log_batch(route.unsent[0])
+            except Exception as exc:
+                route.error = exc
+                return
+            route.unsent.pop(0)
+            route.error = None
 
     def _deliver(self, route: _RunRoute, batch: Batch, *, retries: int) -> None:
         if route.unsent:  # keep order: once something is stuck, queue behind it

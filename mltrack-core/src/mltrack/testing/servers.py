@@ -40,18 +40,34 @@ def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen[byt
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s: {last}")
 
 
-def _stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
+def _group_alive(pgid: int) -> bool:
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Stop a server's whole process group and wait until every member is gone, so
+    its port is really closed when this returns (a worker can outlive the parent)."""
+    if process is None:
+        return
+    pgid = process.pid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
-            pass
-        process.wait(5)
+            break
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process.poll()  # reap the leader so the group can disappear
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+    process.poll()
 
 
 def postgres_bin_dir() -> Path | None:
