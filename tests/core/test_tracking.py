@@ -28,7 +28,10 @@ def test_context_manager_records_params_metrics_tags_and_finishes(tracking_uri: 
     assert got.info.status == "FINISHED"
     assert got.info.run_name == "basic"
     assert got.data.params == {
-        "lr": "0.01", "optimizer.name": "adam", "optimizer.betas": "[0.9, 0.999]", "epochs": "3",
+        "lr": "0.01",
+        "optimizer.name": "adam",
+        "optimizer.betas": "[0.9, 0.999]",
+        "epochs": "3",
     }
     assert got.data.metrics == {"loss": 0.5, "acc": 0.75, "val.loss": 0.6}
     assert got.data.tags["team"] == "vision"
@@ -44,7 +47,8 @@ def test_metric_steps_and_timestamps_are_kept(tracking_uri: str) -> None:
         mltrack.log_metric("loss", 0.5, step=10, timestamp=1_700_000_000_500)
     history = client(tracking_uri).get_metric_history(run.run_id, "loss")
     assert sorted((m.step, m.timestamp, m.value) for m in history) == [
-        (0, 1_700_000_000_000, 1.0), (10, 1_700_000_000_500, 0.5),
+        (0, 1_700_000_000_000, 1.0),
+        (10, 1_700_000_000_500, 0.5),
     ]
 
 
@@ -61,13 +65,14 @@ def test_ten_thousand_metrics_all_arrive_with_steps(tracking_uri: str) -> None:
 
 
 def test_nested_runs_record_their_parent(tracking_uri: str) -> None:
-    with mltrack.start_run("parent") as parent:
+    with mltrack.start_run("parent", experiment="family") as parent:
         with mltrack.start_run("child", nested=True) as child:
             assert mltrack.active_run() is child
             mltrack.log_metric("inner", 1.0)
         assert mltrack.active_run() is parent
     got = client(tracking_uri).get_run(child.run_id)
     assert got.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert got.info.experiment_id == parent.experiment_id  # children stay with their parent
     assert got.data.metrics == {"inner": 1.0}
     assert mltrack.active_run() is None
 

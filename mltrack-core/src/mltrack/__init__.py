@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "log_artifacts": "mltrack.logging_api",
     "log_dict": "mltrack.logging_api",
     "log_text": "mltrack.logging_api",
-    "track": "mltrack.track",
+    "track": "mltrack.decorator",
     "search_runs": "mltrack.queries",
     # experiments
     "create_experiment": "mltrack.experiments",
@@ -65,7 +65,57 @@ _EXPORTS: dict[str, str] = {
     "StoreError": "mltrack.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+# Spelled out (not derived from _EXPORTS) so type checkers see the public names.
+__all__ = [
+    "ActiveRun",
+    "Batch",
+    "ConfigError",
+    "ExperimentNotFoundError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidMetricValueError",
+    "InvalidParamValueError",
+    "InvalidTagValueError",
+    "LoggingFailedError",
+    "MLTrackError",
+    "Metric",
+    "NoActiveRunError",
+    "Param",
+    "PluginCollisionError",
+    "PluginError",
+    "RunAlreadyActiveError",
+    "RunNotFoundError",
+    "Sink",
+    "StoreError",
+    "Tag",
+    "__version__",
+    "active_run",
+    "configure",
+    "create_experiment",
+    "end_run",
+    "flush",
+    "get_experiment",
+    "get_plugin_manager",
+    "get_run",
+    "get_settings",
+    "hookimpl",
+    "list_experiments",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "plugin_settings",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "start_run",
+    "track",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -83,6 +133,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.config import configure, get_settings, plugin_settings
+    from mltrack.decorator import track
     from mltrack.errors import (
         ConfigError,
         ExperimentNotFoundError,
@@ -119,4 +170,3 @@ if TYPE_CHECKING:
     from mltrack.records import Batch, Metric, Param, Tag
     from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run
     from mltrack.sinks import Sink
-    from mltrack.track import track

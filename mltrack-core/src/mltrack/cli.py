@@ -81,7 +81,8 @@ def _mask(name: str, value: Any) -> Any:
     text = str(value)
     if any(word in name.lower() for word in ("password", "secret", "token", "key")):
         return "********"
-    if "://" in text and "@" in text.split("://", 1)[1]:
+    # Only strings can hold a URI; a dict or list must keep its shape (plugin sections are masked per key).
+    if isinstance(value, str) and "://" in text and "@" in text.split("://", 1)[1]:
         scheme, rest = text.split("://", 1)
         creds, host = rest.rsplit("@", 1)
         return f"{scheme}://{creds.split(':')[0]}:********@{host}"
@@ -246,15 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         group = build_cli()
-        group.main(args=argv, prog_name="mltrack", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
+        # Standalone mode: click handles its own errors and exits with the command's
+        # exit code (ctx.exit(n) is lost in non-standalone mode); ours propagate to here.
+        group.main(args=argv, prog_name="mltrack", standalone_mode=True)
     except MLTrackError as exc:
         _fail(f"Error: {exc.message}", exc.hint)
     except Exception as exc:

@@ -8,12 +8,12 @@ validated by the model the plugin registers through ``register_settings``.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -25,6 +25,12 @@ from pydantic_settings import (
 )
 
 from mltrack.errors import ConfigError
+
+# tomllib is new in Python 3.11; mltrack-core supports 3.10 and depends on tomli there.
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 ENV_PREFIX = "MLTRACK_"
 CONFIG_FILE_NAME = "mltrack.toml"
@@ -175,8 +181,6 @@ def describe_source(path: tuple[str, ...], overrides: dict[str, Any] | None = No
     if overrides and _lookup(overrides, path):
         return "argument"
     env_name = ENV_PREFIX + "__".join(path).upper()
-    if path == ("tracking_uri",) and env_name not in os.environ and "MLFLOW_TRACKING_URI" in os.environ:
-        return "environment variable MLFLOW_TRACKING_URI"
     if env_name in os.environ:
         return f"environment variable {env_name}"
     if env_name in _read_dotenv():
@@ -187,6 +191,9 @@ def describe_source(path: tuple[str, ...], overrides: dict[str, Any] | None = No
     pyproject = pyproject_file()
     if _lookup(_read_toml(pyproject, ("tool", "mltrack")), path):
         return f"{pyproject} [tool.mltrack]"
+    # MLFLOW_TRACKING_URI is only a fallback: every MLTrack source above beats it.
+    if path == ("tracking_uri",) and "MLFLOW_TRACKING_URI" in os.environ:
+        return "environment variable MLFLOW_TRACKING_URI"
     return "default"
 
 

@@ -31,21 +31,18 @@ from mltrack.writer import METRIC, PARAM, TAG
 _metric_keys = _valid_keys["metric"]
 _isfinite = math.isfinite
 _time_ns = time.time_ns
-_allow_nonfinite: bool | None = None
 
 
 def _nonfinite_allowed() -> bool:
-    global _allow_nonfinite
-    if _allow_nonfinite is None:
-        from mltrack.config import get_settings
+    # Read on each call (only non-float or non-finite values get here), so configure()
+    # takes effect at once.
+    from mltrack.config import get_settings
 
-        _allow_nonfinite = get_settings().allow_nonfinite_metrics
-    return _allow_nonfinite
+    return get_settings().allow_nonfinite_metrics
 
 
 def reset_cached_settings() -> None:
-    global _allow_nonfinite
-    _allow_nonfinite = None
+    """Kept for callers that reset MLTrack state; nothing is cached any more."""
 
 
 def log_metric(

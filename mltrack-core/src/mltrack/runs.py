@@ -90,6 +90,7 @@ class ActiveRun:
 
 _stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("mltrack_run_stack", default=())
 _process_runs: list[ActiveRun] = []
+_attached: dict[str, ActiveRun] = {}  # runs logged to by id that this process did not start
 _process_lock = threading.RLock()
 _writer: BackgroundWriter | None = None
 _writer_lock = threading.Lock()
@@ -120,7 +121,15 @@ def get_writer() -> BackgroundWriter:
             settings = get_settings()
             manager = get_plugin_manager()
             manager.set_validator("sinks", validate_sink)
-            sinks = [c.obj for c in manager.registry("sinks").values()]
+            contested = manager.collisions("sinks")
+            for name, owners in contested.items():
+                logger.error(
+                    "mltrack: sink %r is registered by both %s; neither is used (disable one with "
+                    "MLTRACK_DISABLE_PLUGINS)",
+                    name,
+                    " and ".join(repr(o) for o in owners),
+                )
+            sinks = [c.obj for name, c in manager.registry("sinks").items() if name not in contested]
             _writer = BackgroundWriter(
                 flush_interval_s=settings.flush_interval_ms / 1000,
                 retries=settings.write_retries,
@@ -151,7 +160,10 @@ def current_run(run_id: str | None = None) -> ActiveRun:
     for run in _process_runs:
         if run.run_id == run_id:
             return run
-    return _attach(run_id)
+    attached = _attached.get(run_id)
+    if attached is None:
+        attached = _attached[run_id] = _attach(run_id)
+    return attached
 
 
 def _attach(run_id: str) -> ActiveRun:
@@ -238,7 +250,10 @@ def start_run(
         )
         context: dict[str, str] = {}
     else:
-        exp_id = resolve_experiment_id(store, experiment, experiment_id)
+        if nested and parent is not None and experiment is None and experiment_id is None:
+            exp_id = parent.experiment_id  # a child belongs with its parent
+        else:
+            exp_id = resolve_experiment_id(store, experiment, experiment_id)
         parent_id = parent_run_id or (parent.run_id if parent is not None and nested else None)
         base_tags = {
             "mlflow.user": _user(),
@@ -323,6 +338,9 @@ def end_run(
     from mltrack.experiments import store_errors
     from mltrack.plugins import get_plugin_manager
 
+    # Observers run first, while the run still accepts data, so they can log final values.
+    for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
+        pass
     run.status = status
     writer = get_writer()
     failure: MLTrackError | None = None
@@ -330,8 +348,6 @@ def end_run(
         writer.flush(timeout if timeout is not None else get_settings().end_run_timeout_s, run_id=run.run_id)
     except MLTrackError as exc:
         failure = exc
-    for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
-        pass
     writer.close_run(run.run_id, status)
     try:
         with store_errors(run.store):

@@ -94,7 +94,7 @@ class MlflowStore:
             "params": [{"key": p.key, "value": p.value} for p in batch.params],
             "tags": [{"key": t.key, "value": t.value} for t in batch.tags],
         }
-        response = http_request(
+        response = http_request(  # type: ignore[no-untyped-call]
             self._rest_creds, endpoint, "POST", max_retries=0, timeout=REST_WRITE_TIMEOUT_S, json=body
         )
         verify_rest_response(response, endpoint)

@@ -1,0 +1,246 @@
+"""The ``mltrack`` command line: version, help, config, experiments and runs, and error output.
+
+Every command runs as the installed ``mltrack`` executable in a subprocess; stores are
+real sqlite files populated through the public API in the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli, run_python
+
+import mltrack
+
+CORE_COMMANDS = {"config", "experiments", "plugins", "runs"}
+
+
+def cli_json(*args: str, env: dict[str, str] | None = None) -> Any:
+    result = run_cli(*args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def help_commands(help_text: str) -> set[str]:
+    """The command names listed under ``Commands:`` in click's help."""
+    section = help_text.split("Commands:", 1)[1]
+    return {line.split()[0] for line in section.splitlines() if line.startswith("  ") and line.strip()}
+
+
+def settings_rows(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    return {row["setting"]: row for row in cli_json("config", "show", env=env)["settings"]}
+
+
+@pytest.fixture
+def populated_store(sqlite_uri: str) -> dict[str, str]:
+    """Experiments ``exp-a`` (runs ``good`` loss 0.2, ``bad`` loss 0.9) and ``exp-b`` (``other``
+    loss 0.1); returns run ids by run name."""
+    run_ids = {}
+    for experiment, runs in {"exp-a": {"good": 0.2, "bad": 0.9}, "exp-b": {"other": 0.1}}.items():
+        mltrack.set_experiment(experiment)
+        for name, loss in runs.items():
+            with mltrack.start_run(run_name=name) as run:
+                mltrack.log_param("lr", 0.01)
+                mltrack.log_metric("loss", loss)
+            run_ids[name] = run.run_id
+    return run_ids
+
+
+def run_names(rows: list[dict[str, Any]]) -> set[str]:
+    return {row["name"] for row in rows}
+
+
+# -- version and help ----------------------------------------------------------------------------
+
+
+def test_version_option_prints_the_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"mltrack {mltrack.__version__}\n"
+
+
+def test_python_dash_m_mltrack_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mltrack", "--version"], capture_output=True, text=True, env=os.environ, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"mltrack {mltrack.__version__}\n"
+
+
+def test_help_lists_the_core_commands_and_plugin_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert help_commands(result.stdout) == CORE_COMMANDS | {"fixture-hello"}
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_cli("no-such-command")
+    assert result.returncode == 2
+    assert "No such command 'no-such-command'" in result.stderr
+
+
+# -- config show ------------------------------------------------------------------------------------------
+
+
+def test_config_show_json_lists_every_setting() -> None:
+    from mltrack.config import MLTrackSettings
+
+    assert list(settings_rows()) == list(MLTrackSettings.model_fields)
+
+
+def test_config_show_json_names_the_source_of_each_value() -> None:
+    Path("mltrack.toml").write_text('experiment = "from-toml"\n')
+    rows = settings_rows(env={"MLTRACK_FLUSH_INTERVAL_MS": "250"})
+    assert rows["flush_interval_ms"] == {
+        "setting": "flush_interval_ms",
+        "value": 250,
+        "source": "environment variable MLTRACK_FLUSH_INTERVAL_MS",
+    }
+    assert rows["experiment"]["value"] == "from-toml"
+    assert rows["experiment"]["source"] == str(Path.cwd() / "mltrack.toml")
+    assert rows["write_retries"]["source"] == "default"
+
+
+def test_config_show_json_shows_the_default_tracking_uri_in_force() -> None:
+    rows = settings_rows()
+    assert rows["tracking_uri"]["value"] == f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    assert rows["tracking_uri"]["source"] == "default"
+
+
+def test_config_show_json_masks_the_password_in_a_tracking_uri() -> None:
+    result = run_cli(
+        "config", "show", "--json", env={"MLTRACK_TRACKING_URI": "https://alice:s3cret@mlflow.example.com:5000"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout
+    rows = {row["setting"]: row for row in json.loads(result.stdout)["settings"]}
+    assert rows["tracking_uri"]["value"] == "https://alice:********@mlflow.example.com:5000"
+
+
+def test_config_show_json_masks_secrets_in_plugin_sections_and_keeps_their_shape() -> None:
+    Path("mltrack.toml").write_text(
+        '[plugins.fixture]\ngreeting = "https://bob:hunter2@hello.example"\napi_token = "tok-123"\n'
+    )
+    result = run_cli("config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "tok-123" not in result.stdout
+    rows = {row["setting"]: row for row in json.loads(result.stdout)["settings"]}
+    assert rows["plugins"]["value"] == {
+        "fixture": {"greeting": "https://bob:********@hello.example", "api_token": "********"}
+    }
+
+
+def test_config_show_with_a_bad_value_prints_the_error_naming_its_source() -> None:
+    result = run_cli("config", "show", env={"MLTRACK_WRITE_RETRIES": "many"})
+    assert result.returncode == 1
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("Error: setting 'write_retries' = 'many' (from environment variable MLTRACK_WRITE_RETRIES)")
+    assert hint == "Hint: fix or unset the environment variable MLTRACK_WRITE_RETRIES"
+
+
+# -- experiments and runs ----------------------------------------------------------------------------------
+
+
+def test_experiments_list_json_lists_the_stores_experiments(populated_store: dict[str, str]) -> None:
+    experiments = cli_json("experiments", "list")
+    assert {e["name"] for e in experiments} == {"Default", "exp-a", "exp-b"}
+    assert all(e["lifecycle_stage"] == "active" for e in experiments)
+
+
+def test_runs_list_json_lists_runs_of_every_experiment(populated_store: dict[str, str]) -> None:
+    rows = cli_json("runs", "list")
+    assert {row["name"]: row["run_id"] for row in rows} == populated_store
+    assert all(row["status"] == "FINISHED" for row in rows)
+
+
+def test_runs_list_experiment_option_selects_that_experiment(populated_store: dict[str, str]) -> None:
+    assert run_names(cli_json("runs", "list", "--experiment", "exp-a")) == {"good", "bad"}
+
+
+def test_runs_list_filter_applies_an_mlflow_filter(populated_store: dict[str, str]) -> None:
+    assert run_names(cli_json("runs", "list", "--filter", "metrics.loss < 0.5")) == {"good", "other"}
+
+
+def test_runs_list_combines_experiment_and_filter(populated_store: dict[str, str]) -> None:
+    rows = cli_json("runs", "list", "--experiment", "exp-a", "--filter", "metrics.loss < 0.5")
+    assert [(row["name"], row["metrics"]) for row in rows] == [("good", {"loss": 0.2})]
+
+
+def test_runs_list_table_shows_each_run(populated_store: dict[str, str]) -> None:
+    result = run_cli("runs", "list", "--experiment", "exp-b", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert populated_store["other"] in result.stdout
+    assert "loss=0.1" in result.stdout
+
+
+def test_runs_show_json_shows_params_metrics_and_tags(populated_store: dict[str, str]) -> None:
+    shown = cli_json("runs", "show", populated_store["good"])
+    assert shown["run_id"] == populated_store["good"]
+    assert shown["name"] == "good"
+    assert shown["status"] == "FINISHED"
+    assert shown["params"] == {"lr": "0.01"}
+    assert shown["metrics"] == {"loss": 0.2}
+    assert shown["tags"]["fixture.seen"] == "yes"
+
+
+def test_runs_show_unknown_run_prints_one_error_and_a_hint_without_traceback(sqlite_uri: str) -> None:
+    result = run_cli("runs", "show", "doesnotexist")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    error, hint = result.stderr.splitlines()
+    assert error == f"Error: run 'doesnotexist' does not exist in {sqlite_uri}"
+    assert hint.startswith("Hint: ")
+
+
+def test_debug_prints_the_traceback_before_the_error(sqlite_uri: str) -> None:
+    result = run_cli("runs", "show", "doesnotexist", env={"MLTRACK_DEBUG": "1"})
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "RunNotFoundError" in result.stderr
+    assert result.stderr.splitlines()[-2] == f"Error: run 'doesnotexist' does not exist in {sqlite_uri}"
+
+
+def test_runs_list_unknown_experiment_error_lists_the_existing_ones(populated_store: dict[str, str]) -> None:
+    result = run_cli("runs", "list", "--experiment", "nope")
+    assert result.returncode == 1
+    error, hint = result.stderr.splitlines()
+    assert error.startswith("Error: experiment 'nope' does not exist")
+    assert hint.startswith("Hint: existing experiments: ")
+    for name in ("'Default'", "'exp-a'", "'exp-b'"):
+        assert name in hint
+
+
+# -- how main() turns outcomes into exit codes ---------------------------------------------------------------
+
+
+def run_extra_command(body: str) -> subprocess.CompletedProcess[str]:
+    """Run ``mltrack extra`` where ``extra`` is a command whose body is ``body``."""
+    return run_python(
+        "import click\n"
+        "from mltrack.cli import cli, main\n"
+        "@cli.command('extra')\n"
+        "@click.pass_context\n"
+        "def extra(ctx):\n"
+        f"    {body}\n"
+        "main(['extra'])\n"
+    )
+
+
+def test_the_exit_code_a_command_chooses_is_the_process_exit_code() -> None:
+    assert run_extra_command("ctx.exit(3)").returncode == 3
+
+
+def test_an_unexpected_exception_is_one_error_line_with_a_debug_hint() -> None:
+    result = run_extra_command("raise ValueError('went wrong\\nsecond line')")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: ValueError: went wrong",
+        "Hint: set MLTRACK_DEBUG=1 to see the traceback",
+    ]
