@@ -11,10 +11,13 @@ points name modules created in ``sys.modules``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import types
 from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -417,3 +420,63 @@ def test_every_hookspec_has_a_docstring(name: str) -> None:
 def test_only_infer_flavour_is_firstresult() -> None:
     firstresult = {name for name, opts in hookspecs_by_name().items() if opts["firstresult"]}
     assert firstresult == {"infer_flavour"}
+
+
+# -- plugin switches from configuration files, wrappers, plugin-declared hooks ---------------
+
+
+def test_disable_plugins_in_mltrack_toml_is_applied(tmp_path: Any) -> None:
+    (tmp_path / "mltrack.toml").write_text('disable_plugins = ["fixture", "broken-import", "misspelled-hook"]\n')
+    env = {k: v for k, v in os.environ.items() if k != "MLTRACK_DISABLE_PLUGINS"}
+    mltrack_cli = Path(sys.executable).parent / "mltrack"
+    done = subprocess.run(
+        [str(mltrack_cli), "plugins", "--json"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    plugins = {p["name"]: p for p in json.loads(done.stdout)}
+    assert plugins["fixture"]["status"] == "disabled"
+    assert plugins["broken-import"]["status"] == "disabled"
+
+
+def test_configure_disable_plugins_takes_effect() -> None:
+    assert get_plugin_manager().info("fixture").status == "loaded"  # type: ignore[union-attr]
+    # an argument beats the environment, so the broken fixtures must be listed again
+    mltrack.configure(disable_plugins=["fixture", "broken-import", "misspelled-hook"])
+    assert get_plugin_manager().info("fixture").status == "disabled"  # type: ignore[union-attr]
+
+
+def test_wrapper_implementations_fail_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("mltrack_test_plugin_wrapper")
+
+    def on_run_start(run: Any) -> Any:
+        yield
+
+    module.on_run_start = mltrack.hookimpl(wrapper=True)(on_run_start)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    ep = metadata.EntryPoint(name="wrapping", value=module.__name__, group="mltrack")
+    manager = PluginManager(entry_points=[ep])
+    manager.load()
+    info = manager.info("wrapping")
+    assert info is not None and info.status == "failed"
+    assert "wrapper" in (info.reason or "")
+
+
+def test_a_plugin_can_declare_hooks_that_another_implements(monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = types.ModuleType("mltrack_test_ui_specs")
+
+    @pluggy.HookspecMarker("mltrack")
+    def ui_panels(register: Any) -> None:
+        """Panels for the run page."""
+
+    specs.ui_panels = ui_panels  # type: ignore[attr-defined]
+    provider = types.ModuleType("mltrack_test_ui")
+    provider.mltrack_hookspecs = specs  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, provider.__name__, provider)
+    # "a-user" sorts before "ui": it implements the hook before the UI declares it
+    user = in_memory_plugin(monkeypatch, "a-user", ui_panels=lambda register: register(Named("summary")))
+    ui = metadata.EntryPoint(name="ui", value=provider.__name__, group="mltrack")
+    manager = PluginManager(entry_points=[user, ui])
+    manager.load()
+    assert manager.info("a-user").status == "loaded"  # type: ignore[union-attr]
+    results = list(manager.call_each("ui_panels", register=lambda obj: None))
+    assert [plugin for plugin, _ in results] == ["a-user"]

@@ -93,7 +93,8 @@ def _mask(name: str, value: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def config_show(as_json: bool) -> None:
     """Show every setting in force and where its value comes from."""
-    from mltrack.config import config_file, describe_source, get_settings, pyproject_file
+    from mltrack.config import describe_source, get_settings
+    from mltrack.config_files import config_file, pyproject_file
 
     settings = get_settings()
     rows = []

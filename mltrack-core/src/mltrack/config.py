@@ -8,7 +8,6 @@ validated by the model the plugin registers through ``register_settings``.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -24,43 +23,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mltrack.config_files import (
+    ENV_PREFIX,
+    config_file,
+    pyproject_file,
+    tomllib,
+)
 from mltrack.errors import ConfigError
-
-# tomllib is new in Python 3.11; mltrack-core supports 3.10 and depends on tomli there.
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
-
-ENV_PREFIX = "MLTRACK_"
-CONFIG_FILE_NAME = "mltrack.toml"
-
-
-def _find_upwards(name: str, start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def config_file() -> Path | None:
-    """``MLTRACK_CONFIG_FILE`` or the nearest ``mltrack.toml`` from the working directory up."""
-    explicit = os.environ.get("MLTRACK_CONFIG_FILE")
-    if explicit:
-        return Path(explicit)
-    return _find_upwards(CONFIG_FILE_NAME, Path.cwd())
-
-
-def pyproject_file() -> Path | None:
-    found = _find_upwards("pyproject.toml", Path.cwd())
-    if found is None:
-        return None
-    try:
-        data = tomllib.loads(found.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    return found if "mltrack" in data.get("tool", {}) else None
 
 
 def _split_list(value: Any) -> Any:
@@ -229,6 +198,8 @@ def config_error_from(
     return ConfigError("; ".join(problems), hint=_fix_hint(first_source))
 
 
+PLUGIN_LOADING_SETTINGS = {"disable_plugins", "load_plugins", "strict_plugins", "debug"}
+
 _settings: MLTrackSettings | None = None
 _overrides: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -271,7 +242,15 @@ def configure(**overrides: Any) -> MLTrackSettings:
         except ValidationError as exc:
             raise config_error_from(exc, overrides=candidate) from None
         _overrides, _settings = candidate, settings
+    if overrides.keys() & PLUGIN_LOADING_SETTINGS:
+        from mltrack.plugins import reset_plugin_manager
+
+        reset_plugin_manager()
     return settings
+
+
+def has_overrides() -> bool:
+    return bool(_overrides)
 
 
 def reset_settings() -> None:

@@ -127,6 +127,7 @@ class PluginManager:
         self._collisions: dict[str, dict[str, list[str]]] = {}
         self._validators: dict[str, Validator] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._modules: dict[str, Any] = {}
 
     @classmethod
     def from_environment(cls) -> PluginManager:
@@ -166,6 +167,10 @@ class PluginManager:
             )
             for ep in self._discover():
                 self._load_entry_point(ep)
+            # Checked once all are registered, so a plugin may implement hooks that a
+            # later-loaded plugin declares (through its ``mltrack_hookspecs`` attribute).
+            for name, module in self._modules.items():
+                self._check_hooks(name, module)
 
     def _discover(self) -> list[metadata.EntryPoint]:
         if self._entry_points is not None:
@@ -185,6 +190,12 @@ class PluginManager:
         dist_name = dist.name if dist is not None else None
         version = dist.version if dist is not None else None
         info = PluginInfo(name=ep.name, distribution=dist_name, version=version, status="loaded")
+        enabled, why = self._is_enabled(ep.name, dist_name)
+        if not enabled:
+            info.status, info.reason = "disabled", why
+            self._infos.setdefault(ep.name, info)
+            self._pm.set_blocked(ep.name)
+            return
         if ep.name in self._infos:
             other = self._infos[ep.name]
             info.status, info.reason = (
@@ -195,37 +206,54 @@ class PluginManager:
             self._fail(info, PluginCollisionError(info.reason))
             return
         self._infos[ep.name] = info
-        enabled, why = self._is_enabled(ep.name, dist_name)
-        if not enabled:
-            info.status, info.reason = "disabled", why
-            self._pm.set_blocked(ep.name)
-            return
         try:
             module = ep.load()
+            extra_specs = getattr(module, "mltrack_hookspecs", None)
+            if extra_specs is not None:
+                self._pm.add_hookspecs(extra_specs)
             self._pm.register(module, name=ep.name)
         except Exception as exc:  # isolation: a broken plugin must not break the core
             info.status, info.reason = "failed", f"could not load {ep.value}: {_one_line(exc)}"
             self._fail(info, exc)
             return
         info.hooks = self._hook_names(module)
+        self._modules[ep.name] = module
+
+    def _check_hooks(self, name: str, module: Any) -> None:
+        """Fail a plugin that implements a hook nobody declared, or uses a wrapper."""
+        info = self._infos[name]
+        callers = self._pm.get_hookcallers(module) or []
         unknown = [
             caller.name
-            for caller in self._pm.get_hookcallers(module) or []
+            for caller in callers
             if not caller.has_spec() and not any(impl.optionalhook for impl in caller.get_hookimpls())
         ]
+        wrappers = [
+            caller.name
+            for caller in callers
+            for impl in caller.get_hookimpls()
+            if impl.plugin_name == name and (impl.wrapper or impl.hookwrapper)
+        ]
         if unknown:
-            self._pm.unregister(module)
-            info.status = "failed"
             info.reason = f"implements unknown hook(s) {', '.join(sorted(unknown))}"
-            self._fail(info, PluginError(f"plugin {ep.name!r} {info.reason}"))
+        elif wrappers:
+            info.reason = (
+                f"uses wrapper implementations for {', '.join(sorted(wrappers))}; MLTrack calls each "
+                "implementation on its own, so wrapper=True/hookwrapper=True is not supported"
+            )
+        else:
+            return
+        self._pm.unregister(module)
+        info.status = "failed"
+        self._fail(info, PluginError(f"plugin {name!r} {info.reason}"))
 
     def _hook_names(self, module: Any) -> list[str]:
         return sorted(caller.name for caller in self._pm.get_hookcallers(module) or [])
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
-        logger.warning("mltrack plugin %r %s: %s", info.name, info.status, info.reason)
         if self.strict:
             raise PluginError(f"plugin {info.name!r} failed: {info.reason}") from exc
+        logger.warning("mltrack plugin %r %s: %s", info.name, info.status, info.reason)
 
     # -- calling hooks with provenance and isolation ------------------------------
 
@@ -244,6 +272,7 @@ class PluginManager:
             if self._is_failed(impl.plugin_name):
                 continue
             args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            self._trace(hook_name, impl.plugin_name)
             try:
                 result = impl.function(**args)
             except Exception as exc:
@@ -258,6 +287,12 @@ class PluginManager:
                 return result
         return None
 
+    def _trace(self, hook_name: str, plugin: str) -> None:
+        # MLTrack calls each implementation itself (for provenance and isolation), so
+        # pluggy's tracer never sees these calls: trace them here under MLTRACK_DEBUG.
+        if self.debug:
+            sys.stderr.write(f"mltrack hook {hook_name} -> plugin {plugin!r}\n")
+
     def _is_failed(self, plugin: str) -> bool:
         info = self._infos.get(plugin)
         return info is not None and info.status == "failed"
@@ -270,6 +305,10 @@ class PluginManager:
             logger.warning("mltrack plugin %r raised in %s: %s", plugin, hook_name, _one_line(exc))
 
     # -- registries -----------------------------------------------------------------
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        """Declare more hooks (a plugin that offers its own extension points)."""
+        self._pm.add_hookspecs(module_or_class)
 
     def set_validator(self, kind: str, validator: Validator) -> None:
         """Use ``validator`` to check and name objects registered as ``kind``."""
@@ -301,6 +340,7 @@ class PluginManager:
                     validate_settings_model(obj, _plugin)
                 _mine.append(Contribution(kind, name, obj, _plugin))
 
+            self._trace(hook_name, plugin)
             try:
                 impl.function(**({"register": register} if "register" in impl.argnames else {}))
             except Exception as exc:
@@ -415,12 +455,37 @@ _manager: PluginManager | None = None
 _manager_lock = threading.Lock()
 
 
+def _from_configuration() -> PluginManager:
+    """A manager configured from the environment, or from the full settings where a
+    config file or ``configure()`` may set the plugin switches."""
+    from mltrack.config_files import any_config_file
+
+    configured = "mltrack.config" in sys.modules and sys.modules["mltrack.config"].has_overrides()
+    if not (configured or any_config_file()):
+        return PluginManager.from_environment()  # no file: the environment is the whole story
+    from mltrack.config import get_settings
+    from mltrack.errors import ConfigError
+
+    try:
+        settings = get_settings()
+    except ConfigError:
+        # A bad config file must not stop `mltrack plugins` from working; the error
+        # surfaces where settings are used.
+        return PluginManager.from_environment()
+    return PluginManager(
+        disabled=set(settings.disable_plugins),
+        allowed=set(settings.load_plugins) if settings.load_plugins is not None else None,
+        strict=settings.strict_plugins,
+        debug=settings.debug or _env_flag("MLTRACK_DEBUG"),
+    )
+
+
 def get_plugin_manager() -> PluginManager:
     """The process-wide plugin manager, created (not loaded) on first call."""
     global _manager
     with _manager_lock:
         if _manager is None:
-            _manager = PluginManager.from_environment()
+            _manager = _from_configuration()
         return _manager
 
 
