@@ -59,7 +59,7 @@ def test_failed_write_is_retried_with_backoff() -> None:
     primary = RecordingSink(failures=3)
     writer = BackgroundWriter(flush_interval_s=0.01, retries=5, backoff_s=0.1, sleep=delays.append)
     writer.open_run("r1", primary, "0", None)
-    writer.put((METRIC, "r1", "loss", 1.0, 0, 0))
+    writer.put((METRIC, "r1", "loss", 1.0, 0, 0, -1))
     writer.flush(5)
     assert delays == [0.1, 0.2, 0.4]
     assert [m.value for b in primary.batches for m in b.metrics] == [1.0]
@@ -89,7 +89,7 @@ def test_failing_extra_sink_is_degraded_and_the_run_goes_on() -> None:
     primary = RecordingSink()
     writer = BackgroundWriter(flush_interval_s=0.01, extra_sinks=[Broken()])
     writer.open_run("r1", primary, "0", None)
-    writer.put((METRIC, "r1", "loss", 1.0, 0, 0))
+    writer.put((METRIC, "r1", "loss", 1.0, 0, 0, -1))
     writer.flush(5)
     assert "bus down" in writer.degraded["broken"]
     assert len(primary.batches) == 1

@@ -14,7 +14,7 @@ import click
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
 
-CORE_COMMANDS = ("plugins", "config", "experiments", "runs")
+CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "sync")
 
 
 def _debug() -> bool:
@@ -223,6 +223,95 @@ def runs_show(run_id: str, as_json: bool) -> None:
         for key, value in sorted(row[section].items()):
             table.add_row(key, str(value))
         console.print(table)
+
+
+@cli.command("sync")
+@click.option("--dry-run", is_flag=True, help="Only list what would be sent.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def sync_command(dry_run: bool, as_json: bool) -> None:
+    """Send what crashed or disconnected processes left in their spools.
+
+    Each orphaned spool is sent to the store it was written for (exactly once: the
+    store ignores points it already has), its run gets its final status (KILLED, with
+    a tag saying how and when, if the process died without ending it), and the spool
+    is removed.
+    """
+    from mltrack.config import get_settings
+    from mltrack.replay import replay_orphans
+    from mltrack.spool import read_spool, spool_folders, spool_root, try_lock
+
+    root = spool_root(get_settings().data_dir)
+    if dry_run:
+        rows = []
+        for folder in spool_folders(root):
+            fd = try_lock(folder)
+            if fd is None:
+                continue
+            contents = read_spool(folder)
+            os.close(fd)
+            rows.append(
+                {
+                    "run_id": contents.header.get("run_id"),
+                    "store": contents.header.get("tracking_uri"),
+                    "metrics": len(contents.metrics),
+                    "params": len(contents.params),
+                    "tags": len(contents.tags),
+                    "problems": contents.problems,
+                    "path": str(folder),
+                }
+            )
+        if as_json:
+            _echo_json(rows)
+        else:
+            click.echo(f"{len(rows)} orphaned spool(s) under {root}")
+            for row in rows:
+                click.echo(
+                    f"  run {row['run_id']}: {row['metrics']} metric point(s), {row['params']} param(s), "
+                    f"{row['tags']} tag(s) -> {row['store']}"
+                )
+        return
+    console = _console()
+    with console.status(f"replaying spools under {root} ..."):
+        reports = replay_orphans(root, detected_by="mltrack sync")
+    rows = [
+        {
+            "run_id": r.run_id,
+            "store": r.tracking_uri,
+            "metrics": r.metrics,
+            "params": r.params,
+            "tags": r.tags,
+            "status_set": r.status_set,
+            "problems": r.problems,
+            "error": r.error,
+            "path": str(r.path),
+        }
+        for r in reports
+    ]
+    if as_json:
+        _echo_json(rows)
+    else:
+        if not rows:
+            console.print(f"nothing to sync under {root}")
+        table = _table("run id", "store", "metrics", "params", "tags", "status set", "problems")
+        for report in reports:
+            notes = "; ".join(report.problems + ([f"[red]{report.error}[/]"] if report.error else []))
+            table.add_row(
+                report.run_id,
+                report.tracking_uri or "",
+                str(report.metrics),
+                str(report.params),
+                str(report.tags),
+                report.status_set or "",
+                notes,
+            )
+        if rows:
+            console.print(table)
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        raise MLTrackError(
+            f"{len(failed)} spool(s) could not be sent: {failed[0].error}",
+            hint="they are kept; run `mltrack sync` again once the store is reachable",
+        )
 
 
 def build_cli() -> click.Group:

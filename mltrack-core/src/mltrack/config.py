@@ -71,6 +71,7 @@ class MLTrackSettings(BaseSettings):
     retry_backoff_s: float = Field(0.2, ge=0, le=60, description="first retry delay; doubles each retry")
     end_run_timeout_s: float = Field(60.0, gt=0, description="how long end_run waits for queued data")
     allow_nonfinite_metrics: bool = Field(False, description="store NaN/inf metric values instead of raising")
+    spool: bool = Field(True, description="keep every accepted logging call in a crash-safe local spool")
     context_tags: bool = Field(True, description="tag runs with git, host and version information")
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-plugin sections, validated by each plugin's model"

@@ -62,7 +62,9 @@ def log_metric(
         timestamp = _time_ns() // 1_000_000
     elif type(timestamp) is not int or timestamp < 0:
         timestamp = check_timestamp(key, timestamp)
-    runs.get_writer().put((METRIC, run.run_id, key, value, timestamp, step))
+    spool = run.spool
+    slot = -1 if spool is None else spool.append_metric(key, value, timestamp, step)
+    runs.get_writer().put((METRIC, run.run_id, key, value, timestamp, step, slot))
 
 
 def log_metrics(
@@ -78,8 +80,10 @@ def log_metrics(
     step = 0 if step is None else check_step("metrics", step)
     timestamp = _time_ns() // 1_000_000 if timestamp is None else check_timestamp("metrics", timestamp)
     put = runs.get_writer().put
+    spool = run.spool
     for key, value in checked:
-        put((METRIC, run.run_id, key, value, timestamp, step))
+        slot = -1 if spool is None else spool.append_metric(key, value, timestamp, step)
+        put((METRIC, run.run_id, key, value, timestamp, step, slot))
 
 
 def _check_param(run: runs.ActiveRun, key: Any, value: Any) -> tuple[str, str]:
@@ -102,8 +106,14 @@ def log_param(key: str, value: Any, *, run_id: str | None = None) -> str:
     key, text = _check_param(run, key, value)
     if run.params.get(key) != text:
         run.params[key] = text
+        _spool_record(run, "p", key, text)
         runs.get_writer().put((PARAM, run.run_id, key, text))
     return text
+
+
+def _spool_record(run: runs.ActiveRun, kind: str, key: str, text: str) -> None:
+    if run.spool is not None and not run.spool.closed:
+        run.spool.append_record({kind: [key, text]})
 
 
 def log_params(params: dict[str, Any], *, run_id: str | None = None) -> None:
@@ -116,6 +126,7 @@ def log_params(params: dict[str, Any], *, run_id: str | None = None) -> None:
     for key, text in checked:
         if run.params.get(key) != text:
             run.params[key] = text
+            _spool_record(run, "p", key, text)
             put((PARAM, run.run_id, key, text))
 
 
@@ -123,6 +134,7 @@ def set_tag(key: str, value: Any, *, run_id: str | None = None) -> None:
     """Set a tag (non-blocking); a later value replaces an earlier one."""
     run = runs.current_run(run_id)
     text = tag_to_string(check_key("tag", key), value)
+    _spool_record(run, "t", key, text)
     runs.get_writer().put((TAG, run.run_id, key, text))
 
 
@@ -134,6 +146,7 @@ def set_tags(tags: dict[str, Any], *, run_id: str | None = None) -> None:
     checked = [(check_key("tag", k), tag_to_string(k, v)) for k, v in tags.items()]
     put = runs.get_writer().put
     for key, text in checked:
+        _spool_record(run, "t", key, text)
         put((TAG, run.run_id, key, text))
 
 

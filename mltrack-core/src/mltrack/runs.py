@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import (
     InvalidInputError,
+    LoggingFailedError,
     MLTrackError,
     NoActiveRunError,
     RunAlreadyActiveError,
     RunNotFoundError,
 )
+from mltrack.spool import RunSpool, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
 from mltrack.validation import check_key, tag_to_string
 from mltrack.writer import TAG, BackgroundWriter
@@ -60,6 +62,7 @@ class ActiveRun:
         self.start_time = start_time
         self.status = "RUNNING"
         self.params: dict[str, str] = dict(params or {})
+        self.spool: RunSpool | None = None
 
     @property
     def info(self) -> ActiveRun:
@@ -179,8 +182,51 @@ def _attach(run_id: str) -> ActiveRun:
         existing.info.start_time,
         dict(existing.data.params),
     )
-    get_writer().open_run(run_id, MlflowSink(store), run.experiment_id, run.run_name)
+    run.spool = _new_spool(run)
+    get_writer().open_run(run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
     return run
+
+
+def _new_spool(run: ActiveRun) -> RunSpool | None:
+    from mltrack.config import get_settings
+
+    settings = get_settings()
+    if not settings.spool:
+        return None
+    return RunSpool(spool_root(settings.data_dir), run.run_id, run.store.tracking_uri)
+
+
+_replayed_stores: set[str] = set()
+
+
+def replay_orphans_once(store: MlflowStore) -> None:
+    """Send what dead processes left in their spools for this store (once per process)."""
+    from mltrack.config import get_settings
+
+    if store.tracking_uri in _replayed_stores:
+        return
+    _replayed_stores.add(store.tracking_uri)
+    settings = get_settings()
+    if not settings.spool:
+        return
+    from mltrack.replay import replay_orphans
+
+    for report in replay_orphans(
+        spool_root(settings.data_dir),
+        tracking_uri=store.tracking_uri,
+        detected_by=f"replay by process {os.getpid()} starting a run",
+    ):
+        if report.ok:
+            logger.warning(
+                "mltrack: replayed %d metric point(s), %d param(s), %d tag(s) of run %s left by a process that died%s",
+                report.metrics,
+                report.params,
+                report.tags,
+                report.run_id,
+                f"; marked {report.status_set}" if report.status_set else "",
+            )
+        else:
+            logger.warning("mltrack: could not replay spool %s: %s", report.path, report.error)
 
 
 def _fetch_run(store: MlflowStore, run_id: str) -> Run:
@@ -234,6 +280,7 @@ def start_run(
         raise InvalidInputError("run_name", run_name, "must be a string")
     store = get_store(tracking_uri)
     writer = get_writer()
+    replay_orphans_once(store)
 
     if run_id is not None:
         existing = _fetch_run(store, run_id)
@@ -272,7 +319,8 @@ def start_run(
         run = ActiveRun(created.info.run_id, exp_id, created.info.run_name, parent_id, store, start)
         context = _context_tags(run)
 
-    writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name)
+    run.spool = _new_spool(run)
+    writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
     for key, value in context.items():
         if key not in user_tags:
             writer.put((TAG, run.run_id, key, value))
@@ -349,19 +397,35 @@ def end_run(
     except MLTrackError as exc:
         failure = exc
     writer.close_run(run.run_id, status)
-    try:
-        with store_errors(run.store):
-            run.store.client.set_terminated(run.run_id, status, end_time=int(time.time() * 1000))
-    except MLTrackError as exc:
-        failure = failure or exc
+    end_time = int(time.time() * 1000)
+    if failure is None:
+        try:
+            with store_errors(run.store):
+                run.store.client.set_terminated(run.run_id, status, end_time=end_time)
+        except MLTrackError as exc:
+            failure = exc
     _stack.set(tuple(r for r in _stack.get() if r is not run))
     with _process_lock:
         if run in _process_runs:
             _process_runs.remove(run)
+        _attached.pop(run.run_id, None)
     if failure is None:
         writer.forget_run(run.run_id)
-    if failure is not None:
-        raise failure
+        if run.spool is not None:
+            run.spool.close(delete=True)
+        return
+    if run.spool is not None:
+        # The store could not take everything: the spool keeps it (and the status),
+        # released so `mltrack sync` or the next process can deliver it.
+        run.spool.append_record({"end": status, "time": end_time})
+        run.spool.close(delete=False)
+        raise LoggingFailedError(
+            f"run {run.run_id} ended {status}, but the store did not confirm all its data "
+            f"({failure.message}); {writer.pending_items(run.run_id)} item(s) and the final status are kept "
+            f"in the spool {run.spool.path}",
+            hint="they are sent when the store is back: run `mltrack sync` (or start another run)",
+        ) from failure
+    raise failure
 
 
 def get_run(run_id: str) -> Run:

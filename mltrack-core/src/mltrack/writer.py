@@ -21,6 +21,7 @@ from typing import Any
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
 from mltrack.sinks import Sink
+from mltrack.spool import RunSpool
 from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 logger = logging.getLogger("mltrack.writer")
@@ -62,8 +63,13 @@ def split_batch(batch: Batch) -> list[Batch]:
 @dataclass
 class _RunRoute:
     primary: Sink
-    unsent: list[Batch] = field(default_factory=list)
+    spool: RunSpool | None = None
+    unsent: list[tuple[Batch, list[int]]] = field(default_factory=list)
     error: BaseException | None = None
+
+    def confirmed(self, slots: list[int]) -> None:
+        if self.spool is not None and slots:
+            self.spool.mark_sent(slots)
 
 
 class BackgroundWriter:
@@ -96,9 +102,13 @@ class BackgroundWriter:
 
     # -- run routing ----------------------------------------------------------------
 
-    def open_run(self, run_id: str, primary: Sink, experiment_id: str, run_name: str | None) -> None:
+    def open_run(
+        self, run_id: str, primary: Sink, experiment_id: str, run_name: str | None, spool: RunSpool | None = None
+    ) -> None:
         with self._routes_lock:
-            self._routes.setdefault(run_id, _RunRoute(primary))
+            route = self._routes.setdefault(run_id, _RunRoute(primary))
+            if spool is not None:
+                route.spool = spool
         for sink in self.extra_sinks:
             self._call_extra(sink, "start_run", run_id, experiment_id, run_name)
 
@@ -134,7 +144,7 @@ class BackgroundWriter:
             routes = [(rid, r) for rid, r in self._routes.items() if run_id in (None, rid)]
         for rid, route in routes:
             if route.unsent:
-                points = sum(len(b) for b in route.unsent)
+                points = sum(len(b) for b, _ in route.unsent)
                 raise LoggingFailedError(
                     f"{points} item(s) of run {rid} could not be written to the store after "
                     f"{self.retries} retries: {_describe(route.error)}",
@@ -145,7 +155,12 @@ class BackgroundWriter:
         """Stop routing ``run_id``; return whatever was never written."""
         with self._routes_lock:
             route = self._routes.pop(run_id, None)
-        return route.unsent if route else []
+        return [batch for batch, _ in route.unsent] if route else []
+
+    def pending_items(self, run_id: str) -> int:
+        with self._routes_lock:
+            route = self._routes.get(run_id)
+        return sum(len(b) for b, _ in route.unsent) if route else 0
 
     # -- the thread -----------------------------------------------------------------
 
@@ -166,6 +181,7 @@ class BackgroundWriter:
 
     def _drain(self) -> None:
         pending: dict[str, Batch] = {}
+        slots: dict[str, list[int]] = {}
         queue = self._queue
         while True:
             try:
@@ -177,22 +193,25 @@ class BackgroundWriter:
                 batch = pending.get(item[1])
                 if batch is None:
                     batch = pending[item[1]] = Batch(item[1])
+                    slots[item[1]] = []
                 batch.metrics.append(Metric(item[2], item[3], item[4], item[5]))
+                slots[item[1]].append(item[6])
             elif kind in (PARAM, TAG):
                 batch = pending.get(item[1])
                 if batch is None:
                     batch = pending[item[1]] = Batch(item[1])
+                    slots[item[1]] = []
                 if kind == PARAM:
                     batch.params.append(Param(item[2], item[3]))
                 else:
                     batch.tags.append(Tag(item[2], item[3]))
             elif kind == FLUSH:
-                self._write(pending)
-                pending = {}
+                self._write(pending, slots)
+                pending, slots = {}, {}
                 item[1].set()
-        self._write(pending)
+        self._write(pending, slots)
 
-    def _write(self, pending: dict[str, Batch]) -> None:
+    def _write(self, pending: dict[str, Batch], slots: dict[str, list[int]]) -> None:
         with self._routes_lock:
             stuck = [r for r in self._routes.values() if r.unsent]
         for route in stuck:
@@ -203,8 +222,13 @@ class BackgroundWriter:
             if found is None:
                 logger.error("mltrack writer: data for unknown run %s dropped", run_id)
                 continue
+            run_slots = [i for i in slots[run_id] if i >= 0]
+            start = 0
             for small in split_batch(batch):
-                self._deliver(found, small, retries=self.retries)
+                # split_batch keeps metric order, so each part's slots are the next run of slots
+                part_slots = run_slots[start : start + len(small.metrics)] if run_slots else []
+                start += len(small.metrics)
+                self._deliver(found, small, part_slots, retries=self.retries)
                 for sink in self.extra_sinks:
                     self._call_extra(sink, "log_batch", small)
 
@@ -212,23 +236,26 @@ class BackgroundWriter:
         # Kept batches leave the list only once written, so a concurrent flush() never
         # sees an empty list while a retry is still in flight.
         while route.unsent:
+            batch, part_slots = route.unsent[0]
             try:
-                route.primary.log_batch(route.unsent[0])
+                route.primary.log_batch(batch)
             except Exception as exc:
                 route.error = exc
                 return
             route.unsent.pop(0)
             route.error = None
+            route.confirmed(part_slots)
 
-    def _deliver(self, route: _RunRoute, batch: Batch, *, retries: int) -> None:
+    def _deliver(self, route: _RunRoute, batch: Batch, part_slots: list[int], *, retries: int) -> None:
         if route.unsent:  # keep order: once something is stuck, queue behind it
-            route.unsent.append(batch)
+            route.unsent.append((batch, part_slots))
             return
         delay = self.backoff_s
         for attempt in range(retries + 1):
             try:
                 route.primary.log_batch(batch)
                 route.error = None
+                route.confirmed(part_slots)
                 return
             except Exception as exc:
                 route.error = exc
@@ -242,7 +269,7 @@ class BackgroundWriter:
                     )
                     self._sleep(delay)
                     delay *= 2
-        route.unsent.append(batch)
+        route.unsent.append((batch, part_slots))
 
     def _call_extra(self, sink: Sink, method: str, *args: Any) -> None:
         try:
