@@ -271,7 +271,9 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
                 )
         return
     console = _console()
-    with console.status(f"replaying spools under {root} ..."):
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"replaying spools under {root} ..."):
         reports = replay_orphans(root, detected_by="mltrack sync")
     rows = [
         {
@@ -332,6 +334,9 @@ def build_cli() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into one line plus a hint."""
+    # MLflow prints "View run ... at" to stdout when a run ends on a server; the CLI's
+    # stdout is for its own (often JSON) output.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.basicConfig(
         level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
