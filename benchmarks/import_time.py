@@ -8,8 +8,13 @@ What is measured:
   ``python -c "import mlflow"`` and, for reference, ``python -c "pass"`` (interpreter start-up).
   Runs are interleaved (one of each command per round) so that machine noise hits all alike,
   after ``--warmup`` untimed rounds that fill the OS file cache and write ``.pyc`` files.
-* **peak RSS** of each child, from the ``rusage`` that ``os.wait4`` returns for exactly that
-  child (``ru_maxrss``, KiB on Linux), median over the runs.
+* **peak RSS** of each command, reported by the child itself at exit: ``VmHWM`` from
+  ``/proc/self/status`` (``ru_maxrss`` where there is no ``/proc``), median over ``--rss-repeat``
+  extra runs. Not the ``ru_maxrss`` that ``wait4``/``RUSAGE_CHILDREN`` give the parent: on Linux
+  that keeps the high-water mark of the memory the child had before ``exec`` (the parent's, when
+  ``subprocess`` uses ``vfork``), so every small child would show the parent's size. For ``mltrack
+  --help`` the child runs the console script's two lines (``from mltrack.cli import main;
+  main()``) under ``python -c`` with the report registered ``atexit``.
 * **heavy imports**: one more child imports ``mltrack``, then builds the CLI
   (``mltrack.cli.build_cli()``, which loads plugins' commands) and renders ``--help``, and reports
   after each step which heavy modules are in ``sys.modules``. ``mlflow``, ``pydantic`` and
@@ -79,10 +84,31 @@ print("CHECK " + json.dumps({{"interpreter": before, "import mltrack": after_imp
 """
 
 
+# Appended to a child's code: report this process's own peak RSS (KiB) on stderr at exit.
+RSS_REPORT = """
+import atexit as _atexit, sys as _sys
+def _report_rss():
+    kib = None
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    kib = int(line.split()[1])
+    except OSError:
+        pass
+    if kib is None:
+        import resource
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _sys.stderr.write(f"\\nPEAK_RSS_KIB {kib}\\n")
+_atexit.register(_report_rss)
+"""
+
+
 @dataclass
 class Command:
     name: str
     argv: list[str]
+    rss_code: str  # the same work as ``argv``, as python -c code (RSS_REPORT is put in front)
     wall_s: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -99,18 +125,21 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_once(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, int, int, str]:
-    """Run ``argv``; return (wall seconds, peak RSS KiB of that child, exit code, stderr tail)."""
+def run_once(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, int, str]:
+    """Run ``argv``; return (wall seconds, exit code, stderr)."""
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    # Read stderr before waiting so a chatty child cannot block on a full pipe.
-    err = process.stderr.read() if process.stderr else b""
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.stderr:
-        process.stderr.close()
-    return wall, int(usage.ru_maxrss), process.returncode, err.decode(errors="replace").strip()[-300:]
+    return wall, done.returncode, done.stderr.decode(errors="replace")
+
+
+def peak_rss_kib(code: str, env: dict[str, str], cwd: str) -> int | None:
+    """Run ``code`` in a fresh interpreter that reports its own peak RSS at exit."""
+    _, _, err = run_once([sys.executable, "-c", RSS_REPORT + code], env, cwd)
+    for line in reversed(err.splitlines()):
+        if line.startswith("PEAK_RSS_KIB "):
+            return int(line.split()[1])
+    return None
 
 
 def console_script() -> tuple[str, list[str]]:
@@ -126,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per command (median; default 7)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--rss-repeat", type=int, default=3, help="peak-RSS runs per command (median; default 3)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -139,11 +169,12 @@ def main() -> None:
     cwd = os.path.realpath(os.environ.get("TMPDIR", "/tmp"))
     py = sys.executable
     cli_name, cli_argv = console_script()
+    cli_code = "import sys\nsys.argv = ['mltrack', '--help']\nfrom mltrack.cli import main\nsys.exit(main())\n"
     commands = [
-        Command('python -c "pass"', [py, "-c", "pass"]),
-        Command('python -c "import mltrack"', [py, "-c", "import mltrack"]),
-        Command(cli_name, cli_argv),
-        Command('python -c "import mlflow"', [py, "-c", "import mlflow"]),
+        Command('python -c "pass"', [py, "-c", "pass"], "pass\n"),
+        Command('python -c "import mltrack"', [py, "-c", "import mltrack"], "import mltrack\n"),
+        Command(cli_name, cli_argv, cli_code),
+        Command('python -c "import mlflow"', [py, "-c", "import mlflow"], "import mlflow\n"),
     ]
     mlflow_version = subprocess.run(
         [py, "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True, env=env, cwd=cwd
@@ -156,14 +187,21 @@ def main() -> None:
     started = time.perf_counter()
     for round_no in range(args.warmup + args.repeat):
         for command in commands:
-            wall, rss, code, err = run_once(command.argv, env, cwd)
+            wall, code, err = run_once(command.argv, env, cwd)
             if round_no < args.warmup:
                 continue
             if code != 0:
-                command.failures.append(f"exit {code}: {err}")
+                command.failures.append(f"exit {code}: {err.strip()[-300:]}")
             command.wall_s.append(wall)
-            command.rss_kib.append(rss)
-    console.print(f"timed {len(commands) * args.repeat} runs in {time.perf_counter() - started:.1f}s")
+    for _ in range(args.rss_repeat):
+        for command in commands:
+            rss = peak_rss_kib(command.rss_code, env, cwd)
+            if rss is not None:
+                command.rss_kib.append(rss)
+    console.print(
+        f"{len(commands) * args.repeat} timed runs and {len(commands) * args.rss_repeat} memory runs "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
 
     table = Table(title="Start-up time and memory (fresh subprocess each run)", header_style="bold")
     for name, justify in (
@@ -184,7 +222,7 @@ def main() -> None:
             f"{1000 * min(command.wall_s):.0f}",
             f"{1000 * max(command.wall_s):.0f}",
             "" if command is commands[0] else f"{1000 * (command.median_s - baseline):.0f}",
-            f"{statistics.median(command.rss_kib) / 1024:.1f}",
+            f"{statistics.median(command.rss_kib) / 1024:.1f}" if command.rss_kib else "n/a",
             "ok" if not command.failures else f"[red]{len(command.failures)} failed: {command.failures[0]}[/]",
         )
     console.print(table)
@@ -245,8 +283,9 @@ def main() -> None:
         f"import mlflow is {theirs.median_s / ours.median_s:.1f}x slower than import mltrack; "
         f"{cli_name} is {theirs.median_s / cli.median_s:.1f}x faster than import mlflow alone"
     )
-    rss_ratio = statistics.median(ours.rss_kib) / statistics.median(theirs.rss_kib)
-    console.print(f"peak RSS import mltrack / import mlflow = {rss_ratio:.2f}")
+    if ours.rss_kib and theirs.rss_kib:
+        rss_ratio = statistics.median(ours.rss_kib) / statistics.median(theirs.rss_kib)
+        console.print(f"peak RSS import mltrack / import mlflow = {rss_ratio:.2f}")
 
     def verdict(ok: bool | None) -> str:
         if ok is None:

@@ -19,6 +19,10 @@ Stores: a fresh sqlite file per contender (``sqlite:///<tmp>/<contender>.db``) a
 ``mlflow server`` (sqlite backend) shared by the server contenders, started with
 ``mltrack.testing.servers.MlflowServer``.
 
+mltrack runs with its default settings, so its crash-safe spool is on (each call also writes its point
+into a memory-mapped spool file); each mltrack child gets its own ``data_dir`` in the temporary folder,
+and the child reports any spool file left behind after ``end_run``.
+
 How: every contender runs in its own fresh ``python`` subprocess (this script with ``--worker``),
 so imports, caches and background threads of one cannot affect another. The child sets the
 tracking URI, starts a run, makes ``--warmup`` calls (default 20) and flushes them (not timed),
@@ -120,7 +124,9 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         import mltrack
 
         result["import_s"] = perf() - t_import
-        mltrack.configure(tracking_uri=uri)
+        # Default settings (the crash-safe spool included), but the spool lives in this child's temp folder.
+        data_dir = Path(spec["data_dir"])
+        mltrack.configure(tracking_uri=uri, data_dir=data_dir)
         t = perf()
         run = mltrack.start_run(run_name="bench-mltrack")
         result["start_run_s"] = perf() - t
@@ -138,6 +144,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         gc.callbacks.remove(on_gc)
         mltrack.end_run()
         t3 = perf()
+        spool_root = data_dir / "spool"
+        result["spool_left"] = sum(1 for p in spool_root.rglob("*") if p.is_file()) if spool_root.exists() else 0
     elif kind in ("mlflow-sync", "mlflow-async"):
         synchronous = kind == "mlflow-sync"
         result["import_s"] = perf() - t_import
@@ -275,7 +283,8 @@ def measure(row: Row, uri: str, points: int, warmup: int, repeat: int, timeout: 
         this_uri = uri
         if uri.startswith("sqlite:"):  # a fresh database file for every child
             this_uri = f"sqlite:///{tmp / f'{row.kind}-{attempt}.db'}"
-        spec = {"kind": row.kind, "uri": this_uri, "points": points, "warmup": warmup}
+        data_dir = tmp / f"mltrack-data-{row.kind}-{row.store}-{attempt}"
+        spec = {"kind": row.kind, "uri": this_uri, "points": points, "warmup": warmup, "data_dir": str(data_dir)}
         started = time.perf_counter()
         try:
             result = run_child(spec, timeout, tmp)
@@ -293,6 +302,7 @@ def measure(row: Row, uri: str, points: int, warmup: int, repeat: int, timeout: 
             f"{1e6 * result['loop_s'] / points:>10.2f} µs/call  loop {result['loop_s']:.3f}s  "
             f"flush {result['flush_s']:.3f}s  stored {result['stored']}/{result['expected']}  "
             f"gc {result['gc_ms']:.0f}ms  (child {time.perf_counter() - started:.1f}s)"
+            + (f"  spool files left after end_run: {result['spool_left']}" if result.get("spool_left") else "")
         )
 
 

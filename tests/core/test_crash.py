@@ -277,3 +277,30 @@ def test_tracking_server_on_postgresql_down_for_30s_mid_run_loses_nothing(tmp_pa
         server.stop()
         postgres.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_forked_worker_logs_into_the_parents_run_without_clobbering_it(sqlite_uri: str) -> None:
+    import multiprocessing
+
+    def worker(offset: int) -> None:
+        for i in range(1_000):
+            mltrack.log_metric("worker", float(i), step=offset + i)
+
+    context = multiprocessing.get_context("fork")
+    with mltrack.start_run() as run:
+        for i in range(1_000):
+            mltrack.log_metric("parent", float(i), step=i)
+        children = [context.Process(target=worker, args=(n * 1_000,)) for n in range(2)]
+        for child in children:
+            child.start()
+        for i in range(1_000, 2_000):
+            mltrack.log_metric("parent", float(i), step=i)
+        for child in children:
+            child.join(60)
+            assert child.exitcode == 0
+    client = mlflow.MlflowClient(sqlite_uri)
+    assert sorted(m.step for m in client.get_metric_history(run.run_id, "parent")) == list(range(2_000))
+    # each worker drained its own writer before exiting: nothing is left to replay
+    assert sorted(m.step for m in client.get_metric_history(run.run_id, "worker")) == list(range(2_000))
+    assert sync() == []
+    assert client.get_run(run.run_id).info.status == "FINISHED"

@@ -61,6 +61,7 @@ class ActiveRun:
         self.store = store
         self.start_time = start_time
         self.status = "RUNNING"
+        self.owner_pid = os.getpid()  # a forked child logs to it but does not end it
         self.params: dict[str, str] = dict(params or {})
         self.spool: RunSpool | None = None
 
@@ -495,7 +496,10 @@ def _end_all_at_exit() -> None:
         status = "FINISHED"
     with _process_lock:
         runs = list(reversed(_process_runs))
+    pid = os.getpid()
     for run in runs:
+        if run.owner_pid != pid:
+            continue  # inherited through fork: its owner ends it
         try:
             end_run(status, run=run)
         except Exception as exc:
@@ -505,4 +509,61 @@ def _end_all_at_exit() -> None:
             _writer.flush(get_settings_timeout())
         except MLTrackError as exc:
             print(f"mltrack: {exc}", file=sys.stderr)
+        else:
+            for run in runs:
+                if run.owner_pid != pid and run.spool is not None:
+                    run.spool.close(delete=True)
         _writer.close_sinks()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker, a multiprocessing pool) inherits the active
+    runs but not the writer thread, and shares the parent's spool mappings. Give it a
+    writer and spools of its own so its points are neither lost nor written over the
+    parent's slots."""
+    global _writer, _writer_lock, _process_lock
+    _writer = None
+    _writer_lock = threading.Lock()
+    _process_lock = threading.RLock()
+    from mltrack.store import after_fork_in_child
+
+    after_fork_in_child()
+    if not _process_runs:
+        return
+    try:
+        writer = get_writer()
+        for run in _process_runs:
+            run.spool = _new_spool(run)
+            writer.open_run(run.run_id, MlflowSink(run.store), run.experiment_id, run.run_name, run.spool)
+    except Exception as exc:  # never break the child over tracking
+        print(f"mltrack: tracking in forked process {os.getpid()} is unavailable: {exc}", file=sys.stderr)
+        for run in _process_runs:
+            run.spool = None
+
+
+class _ForkToken:
+    """Keeps the multiprocessing after-fork registration alive (it holds a weakref)."""
+
+
+_fork_token = _ForkToken()
+_multiprocessing_hooked = False
+
+
+def _before_fork() -> None:
+    # multiprocessing children leave through os._exit, skipping atexit. Its own
+    # finalizers still run, but it clears them in the child first, so register one
+    # through its after-fork hook, which runs after that clearing.
+    global _multiprocessing_hooked
+    if _multiprocessing_hooked or "multiprocessing.util" not in sys.modules or not _process_runs:
+        return
+    from multiprocessing import util
+
+    def drain_at_child_exit(_token: object) -> None:
+        util.Finalize(None, _end_all_at_exit, exitpriority=100)
+
+    util.register_after_fork(_fork_token, drain_at_child_exit)
+    _multiprocessing_hooked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

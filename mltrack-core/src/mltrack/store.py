@@ -191,3 +191,12 @@ def get_store(tracking_uri: str | None = None, registry_uri: str | None = None) 
         if key not in _stores:
             _stores[key] = MlflowStore(uri, registry)
         return _stores[key]
+
+
+def after_fork_in_child() -> None:
+    """Stop a forked child from using the parent's pooled database connections."""
+    for store in list(_stores.values()):
+        sql = store.__dict__.get("_sql")
+        if sql is not None:
+            sql.engine.dispose(close=False)
+        store._lock = threading.Lock()
