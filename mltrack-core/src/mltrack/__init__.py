@@ -31,6 +31,21 @@ _EXPORTS: dict[str, str] = {
     "log_text": "mltrack.logging_api",
     "track": "mltrack.decorator",
     "search_runs": "mltrack.queries",
+    # models
+    "log_model": "mltrack.models",
+    "register_model": "mltrack.models",
+    "load_model": "mltrack.models",
+    "load_predictor": "mltrack.models",
+    "set_alias": "mltrack.models",
+    "delete_alias": "mltrack.models",
+    "list_models": "mltrack.models",
+    "list_versions": "mltrack.models",
+    "ModelInfo": "mltrack.models",
+    "ModelNotFoundError": "mltrack.models",
+    "Flavour": "mltrack.flavours",
+    "Predictor": "mltrack.flavours",
+    "autolog": "mltrack.autologging",
+    "Autologger": "mltrack.autologging",
     # experiments
     "create_experiment": "mltrack.experiments",
     "get_experiment": "mltrack.experiments",
@@ -68,9 +83,11 @@ _EXPORTS: dict[str, str] = {
 # Spelled out (not derived from _EXPORTS) so type checkers see the public names.
 __all__ = [
     "ActiveRun",
+    "Autologger",
     "Batch",
     "ConfigError",
     "ExperimentNotFoundError",
+    "Flavour",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidMetricValueError",
@@ -79,10 +96,13 @@ __all__ = [
     "LoggingFailedError",
     "MLTrackError",
     "Metric",
+    "ModelInfo",
+    "ModelNotFoundError",
     "NoActiveRunError",
     "Param",
     "PluginCollisionError",
     "PluginError",
+    "Predictor",
     "RunAlreadyActiveError",
     "RunNotFoundError",
     "Sink",
@@ -90,8 +110,10 @@ __all__ = [
     "Tag",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "create_experiment",
+    "delete_alias",
     "end_run",
     "flush",
     "get_experiment",
@@ -100,16 +122,23 @@ __all__ = [
     "get_settings",
     "hookimpl",
     "list_experiments",
+    "list_models",
+    "list_versions",
+    "load_model",
+    "load_predictor",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
     "plugin_settings",
+    "register_model",
     "search_runs",
+    "set_alias",
     "set_experiment",
     "set_tag",
     "set_tags",
@@ -132,6 +161,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from mltrack.autologging import Autologger, autolog
     from mltrack.config import configure, get_settings, plugin_settings
     from mltrack.decorator import track
     from mltrack.errors import (
@@ -152,6 +182,7 @@ if TYPE_CHECKING:
         StoreError,
     )
     from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment
+    from mltrack.flavours import Flavour, Predictor
     from mltrack.hookspecs import hookimpl
     from mltrack.logging_api import (
         log_artifact,
@@ -164,6 +195,18 @@ if TYPE_CHECKING:
         log_text,
         set_tag,
         set_tags,
+    )
+    from mltrack.models import (
+        ModelInfo,
+        ModelNotFoundError,
+        delete_alias,
+        list_models,
+        list_versions,
+        load_model,
+        load_predictor,
+        log_model,
+        register_model,
+        set_alias,
     )
     from mltrack.plugins import get_plugin_manager
     from mltrack.queries import search_runs

@@ -58,3 +58,18 @@ def environment_tags() -> dict[str, str]:
 @hookimpl
 def run_context_tags(run: Any) -> dict[str, str]:
     return {**environment_tags(), **git_tags()}
+
+
+@hookimpl
+def register_flavours(register: Any) -> None:
+    from mltrack.python_flavour import PythonFlavour
+
+    register(PythonFlavour())
+
+
+@hookimpl(trylast=True)
+def infer_flavour(model: Any) -> str | None:
+    # The generic fallback: plugins that know the model's framework answer first.
+    if callable(getattr(model, "predict", None)) or callable(model):
+        return "python"
+    return None
