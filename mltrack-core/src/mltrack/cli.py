@@ -14,7 +14,7 @@ import click
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
 
-CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "sync")
+CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync")
 
 
 def _debug() -> bool:
@@ -223,6 +223,90 @@ def runs_show(run_id: str, as_json: bool) -> None:
         for key, value in sorted(row[section].items()):
             table.add_row(key, str(value))
         console.print(table)
+
+
+@cli.group("models")
+def models_group() -> None:
+    """Work with the model registry."""
+
+
+@models_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def models_list(as_json: bool) -> None:
+    """List registered models with their latest version and aliases."""
+    from mltrack.models import list_models, list_versions
+
+    rows: list[dict[str, Any]] = []
+    for model in list_models():
+        versions = list_versions(model.name)
+        rows.append(
+            {
+                "name": model.name,
+                "latest_version": int(versions[-1].version) if versions else None,
+                "versions": len(versions),
+                "aliases": {alias: int(v) for alias, v in (model.aliases or {}).items()},
+                "description": model.description,
+            }
+        )
+    if as_json:
+        _echo_json(rows)
+        return
+    table = _table("name", "latest", "versions", "aliases")
+    for row in rows:
+        aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(row["aliases"].items()))
+        table.add_row(row["name"], str(row["latest_version"] or ""), str(row["versions"]), aliases)
+    _console().print(table)
+
+
+@models_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def models_show(name: str, as_json: bool) -> None:
+    """Show a registered model's versions, the run each came from, tags and aliases."""
+    from mltrack.models import _registered, list_versions
+
+    model = _registered(name)
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows: list[dict[str, Any]] = [
+        {
+            "version": int(v.version),
+            "run_id": v.run_id,
+            "status": v.status,
+            "source": v.source,
+            "aliases": sorted(aliases.get(str(v.version), [])),
+            "tags": dict(v.tags or {}),
+            "created": v.creation_timestamp,
+        }
+        for v in list_versions(name)
+    ]
+    if as_json:
+        _echo_json({"name": model.name, "description": model.description, "versions": rows})
+        return
+    table = _table("version", "aliases", "run id", "status", "tags")
+    for row in rows:
+        table.add_row(
+            str(row["version"]),
+            ", ".join(f"@{a}" for a in row["aliases"]),
+            row["run_id"] or "",
+            row["status"],
+            ", ".join(f"{k}={v}" for k, v in sorted(row["tags"].items())),
+        )
+    _console().print(f"[bold]{model.name}[/]")
+    _console().print(table)
+
+
+@models_group.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", type=int)
+def models_alias(name: str, alias: str, version: int) -> None:
+    """Point ALIAS of model NAME at VERSION (e.g. `mltrack models alias churn champion 3`)."""
+    from mltrack.models import set_alias
+
+    set_alias(name, alias, version)
+    click.echo(f"{name}@{alias.lstrip('@')} -> version {version}")
 
 
 @cli.command("sync")

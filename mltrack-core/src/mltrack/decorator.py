@@ -105,9 +105,16 @@ class _TrackedCall:
     def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
         self.func = func
         self.options = options
+        self._switched_on: dict[str, list[str]] = {}  # by run id: concurrent calls share this object
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[runs.ActiveRun, float]:
         opts = self.options
+        if opts["autolog"]:
+            from mltrack.autologging import autolog, enabled
+
+            before = enabled()
+            switched = autolog(*([] if opts["autolog"] is True else list(opts["autolog"])))
+            switched_on = [name for name in switched if name not in before]
         nested = runs._stack.get() != ()
         run = runs.start_run(
             opts["run_name"] or self.func.__qualname__,
@@ -117,6 +124,8 @@ class _TrackedCall:
         )
         if opts["log_args"]:
             log_params(params_from_call(self.func, args, kwargs), run_id=run.run_id)
+        if opts["autolog"]:
+            self._switched_on[run.run_id] = switched_on
         return run, time.perf_counter()
 
     def finish(self, run: runs.ActiveRun, started: float, result: Any) -> None:
@@ -124,6 +133,15 @@ class _TrackedCall:
             log_metrics(metrics_from_result(result), run_id=run.run_id)
         log_metrics({DURATION_METRIC: time.perf_counter() - started}, run_id=run.run_id)
         runs.end_run("FINISHED", run=run)
+        self._autolog_off(run)
+
+    def _autolog_off(self, run: runs.ActiveRun) -> None:
+        # only what this call switched on: a global mltrack.autolog() stays on
+        switched = self._switched_on.pop(run.run_id, [])
+        if switched:
+            from mltrack.autologging import autolog
+
+            autolog(*switched, disable=True)
 
     def fail(self, run: runs.ActiveRun, started: float, exc: BaseException) -> None:
         try:
@@ -135,6 +153,7 @@ class _TrackedCall:
             log_text("".join(traceback.format_exception(exc)), "error/traceback.txt", run_id=run.run_id)
         finally:
             runs.end_run(runs.status_for_exception(exc), run=run, error=exc)
+            self._autolog_off(run)
 
 
 @overload
@@ -161,10 +180,13 @@ def track(
     tags: dict[str, Any] | None = None,
     log_args: bool = True,
     log_result: bool = True,
+    autolog: bool | list[str] = False,
 ) -> Any:
     """Run the decorated function (sync or async) inside an MLTrack run.
 
     Usable bare (``@track``) or configured (``@track(experiment="exp")``).
+    ``autolog=True`` (or a list of autologger names) switches framework autologging on
+    for this call's run only.
     """
     options = {
         "experiment": experiment,
@@ -172,6 +194,7 @@ def track(
         "tags": tags,
         "log_args": log_args,
         "log_result": log_result,
+        "autolog": autolog,
     }
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -116,6 +116,9 @@ def status_for_exception(exc: BaseException | None) -> str:
 def get_writer() -> BackgroundWriter:
     """The process's background writer, started on first use with the plugin sinks."""
     global _writer
+    writer = _writer
+    if writer is not None:  # the hot path: no lock once the writer exists
+        return writer
     with _writer_lock:
         if _writer is None:
             from mltrack.config import get_settings
