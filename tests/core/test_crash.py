@@ -304,3 +304,19 @@ def test_a_forked_worker_logs_into_the_parents_run_without_clobbering_it(sqlite_
     assert sorted(m.step for m in client.get_metric_history(run.run_id, "worker")) == list(range(2_000))
     assert sync() == []
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_logging_by_run_id_drains_at_exit_and_leaves_no_spool(sqlite_uri: str) -> None:
+    run = mlflow.MlflowClient(sqlite_uri).create_run("0")
+    code = (
+        "import sys, mltrack\n"
+        "for i in range(500):\n"
+        "    mltrack.log_metric('loss', float(i), step=i, run_id=sys.argv[1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, run.info.run_id], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert stored_steps(sqlite_uri, run.info.run_id) == list(range(500))
+    assert sync() == []  # nothing left behind to replay ...
+    assert mlflow.MlflowClient(sqlite_uri).get_run(run.info.run_id).info.status == "RUNNING"  # ... or to mark

@@ -190,11 +190,9 @@ def test_load_plugins_allow_list_loads_only_the_listed_plugins() -> None:
 def test_empty_load_plugins_loads_no_plugin_but_keeps_the_builtin() -> None:
     listed = listed_plugins({"MLTRACK_LOAD_PLUGINS": "", "MLTRACK_DISABLE_PLUGINS": ""})
     assert listed["mltrack"]["status"] == "builtin"
-    assert {name: p["status"] for name, p in listed.items() if name != "mltrack"} == {
-        "fixture": "disabled",
-        "broken-import": "disabled",
-        "misspelled-hook": "disabled",
-    }
+    others = {name: p["status"] for name, p in listed.items() if name != "mltrack"}
+    assert {"fixture", "broken-import", "misspelled-hook"} <= set(others)
+    assert set(others.values()) == {"disabled"}  # every installed plugin, in-repo ones included
 
 
 @pytest.mark.parametrize(

@@ -96,8 +96,9 @@ def on_run_start(run: ActiveRun) -> None:
 def on_run_end(run: ActiveRun, status: str, error: BaseException | None) -> None:
     """Observe a run that is ending with ``status`` (FINISHED/FAILED/KILLED).
 
-    ``error`` is the exception that ended it, if any. Called after the run's queued
-    data has been flushed and before the run is marked terminated in the store.
+    ``error`` is the exception that ended it, if any. Called before the run's queued
+    data is flushed, while the run still accepts data (an observer may log final
+    values); ``run.status`` is still RUNNING during the call.
     """
 
 

@@ -313,6 +313,8 @@ class PluginManager:
     def set_validator(self, kind: str, validator: Validator) -> None:
         """Use ``validator`` to check and name objects registered as ``kind``."""
         with self._lock:
+            if self._validators.get(kind) is validator:
+                return  # already collected with it: registration hooks run once
             self._validators[kind] = validator
             self._registries.pop(kind, None)
 
@@ -393,6 +395,7 @@ class PluginManager:
             if self._is_failed(impl.plugin_name):
                 continue
             scratch = click.Group("scratch")
+            self._trace("register_commands", impl.plugin_name)
             try:
                 impl.function(**({"cli": scratch} if "cli" in impl.argnames else {}))
             except Exception as exc:

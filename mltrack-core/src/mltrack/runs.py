@@ -188,6 +188,7 @@ def _attach(run_id: str) -> ActiveRun:
     )
     run.spool = _new_spool(run)
     get_writer().open_run(run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
+    _install_exit_handlers()  # drain and release its spool at exit, without ending the run
     return run
 
 
@@ -327,6 +328,8 @@ def start_run(
     writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
     for key, value in context.items():
         if key not in user_tags:
+            if run.spool is not None:
+                run.spool.append_record({"t": [key, value]})
             writer.put((TAG, run.run_id, key, value))
     _stack.set((*_stack.get(), run))
     with _process_lock:
@@ -371,8 +374,11 @@ def end_run(
 ) -> None:
     """End the active run (or ``run``): drain its queued data, then mark it ``status``.
 
-    Child runs still active above it are ended first. Raises ``LoggingFailedError``
-    if queued data could not be written (the run is still marked ended).
+    Child runs still active above it are ended first. If the store does not confirm
+    all queued data within ``end_run_timeout_s``, the rest and the final status stay in
+    the run's spool (sent by ``mltrack sync`` or the next process) and
+    ``LoggingFailedError`` says so; the store is then not marked ended yet. In a forked
+    worker, ending the parent's run only drains the worker's data.
     """
     if status not in TERMINAL_STATUSES:
         raise InvalidInputError("status", status, f"must be one of {', '.join(TERMINAL_STATUSES)}")
@@ -381,6 +387,11 @@ def end_run(
         if run is None:
             return
     if run.status != "RUNNING":
+        return
+    if run.owner_pid != os.getpid():
+        # a forked worker leaving the parent's run: deliver its data, leave the run to its owner
+        get_writer().flush(timeout if timeout is not None else get_settings_timeout(), run_id=run.run_id)
+        _stack.set(tuple(r for r in _stack.get() if r is not run))
         return
     with _process_lock:
         children = [r for r in _process_runs if r.parent_run_id == run.run_id and r.status == "RUNNING"]
@@ -513,8 +524,9 @@ def _end_all_at_exit() -> None:
         except MLTrackError as exc:
             print(f"mltrack: {exc}", file=sys.stderr)
         else:
-            for run in runs:
-                if run.owner_pid != pid and run.spool is not None:
+            borrowed = [r for r in runs if r.owner_pid != pid] + list(_attached.values())
+            for run in borrowed:
+                if run.spool is not None:
                     run.spool.close(delete=True)
         _writer.close_sinks()
 
@@ -526,6 +538,7 @@ def _after_fork_in_child() -> None:
     parent's slots."""
     global _writer, _writer_lock, _process_lock
     _writer = None
+    _attached.clear()  # re-attached on next use, with a spool of this process's own
     _writer_lock = threading.Lock()
     _process_lock = threading.RLock()
     from mltrack.store import after_fork_in_child

@@ -15,7 +15,9 @@ from mltrack.records import Batch
 class Sink(ABC):
     """Receives every batch of params, metrics and tags the writer sends.
 
-    Methods are called from the background writer thread, one at a time.
+    ``log_batch``, ``flush`` and ``close`` are called from the background writer
+    thread, one at a time; ``start_run`` and ``end_run`` from the thread that starts or
+    ends the run. Data replayed from a spool after a crash goes to the store only.
     """
 
     #: unique name, shown by ``mltrack plugins`` and in degraded-sink warnings
