@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
-PACKAGES := ./mltrack-core .
+PACKAGES := ./mltrack-core ./mltrack-sklearn .
 FIXTURES := ./tests/fixtures/mltrack-fixture-plugin ./tests/fixtures/mltrack-fixture-broken
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
@@ -52,6 +52,7 @@ dist: ## Build wheels of every package into dist/
 bench: ## Run the benchmarks (prints ratios against MLflow measured in the same run)
 	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/log_overhead.py
+	$(PY) benchmarks/crash_loss.py
 
 demo: ## Track a small training job end to end on the embedded sqlite store
 	$(PY) examples/quickstart.py
