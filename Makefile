@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps venv test test-fast lint format type-check dist bench demo clean
+.PHONY: help install system-deps venv test test-fast test-isolated lint format type-check dist bench demo clean
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,18 @@ venv:
 
 test: ## Run the whole test suite (sqlite and a real mlflow server on PostgreSQL)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+PLUGINS := $(patsubst mltrack-%,%,$(filter-out mltrack-core,$(patsubst ./%,%,$(filter ./mltrack-%,$(PACKAGES)))))
+
+test-isolated: ## Run each plugin's tests in a venv holding only core + that plugin (catches undeclared imports)
+	@set -e; for id in $(PLUGINS); do \
+	  env=.venv-isolated-$$id; \
+	  echo "== mltrack-$$id alone in $$env"; \
+	  test -x $$env/bin/python || python3 -m venv $$env; \
+	  $$env/bin/python -m pip install -q $(CONSTRAINTS) pytest pytest-timeout hatchling editables; \
+	  $$env/bin/python -m pip install -q $(CONSTRAINTS) -e ./mltrack-core -e ./mltrack-$$id; \
+	  $$env/bin/python -m pytest -p no:cacheprovider tests/plugins/$$id $(PYTEST_ARGS); \
+	done
 
 test-fast: ## Run the tests that need no mlflow server
 	$(PY) -m pytest -m "not server and not slow" $(PYTEST_ARGS)
@@ -59,5 +71,5 @@ demo: ## Track a small training job end to end on the embedded sqlite store
 	$(VENV)/bin/mltrack runs list --experiment quickstart --limit 5
 
 clean: ## Remove build output, caches and local stores
-	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts
+	rm -rf dist build .pytest_cache .venv-isolated-* .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
