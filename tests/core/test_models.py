@@ -128,7 +128,7 @@ def test_bad_input_is_refused_before_anything_is_written(sqlite_uri: str) -> Non
             mltrack.log_model(object(), "m")
         with pytest.raises(mltrack.InvalidInputError, match="input_example"):
             mltrack.log_model(Scorer(), "m", input_example=pd.DataFrame({"x": [1]}))
-        with pytest.raises(mltrack.PluginError, match="installed flavours: python"):
+        with pytest.raises(mltrack.PluginError, match=r"installed flavours: .*python"):
             mltrack.log_model(Scorer(), "m", flavour="tensorflow")
         with pytest.raises(mltrack.InvalidInputError, match="alias"):
             mltrack.register_model(Scorer(), "r", alias="latest")

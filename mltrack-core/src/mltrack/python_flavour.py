@@ -31,7 +31,8 @@ def _wrapper_class() -> type:
             if callable(hook):
                 hook(context)
 
-        def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            # unannotated on purpose: MLflow reads type hints here and warns on Any
             target = getattr(self.obj, "predict", None)
             if callable(target):
                 if _accepts_params(target):
