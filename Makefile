@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
-PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-langchain .
+PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain .
 FIXTURES := ./tests/fixtures/mltrack-fixture-plugin ./tests/fixtures/mltrack-fixture-broken
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
@@ -65,6 +65,7 @@ bench: ## Run the benchmarks (prints ratios against MLflow measured in the same 
 	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/log_overhead.py
 	$(PY) benchmarks/crash_loss.py
+	$(PY) benchmarks/torch_autolog.py
 
 demo: ## Track a small training job end to end on the embedded sqlite store
 	$(PY) examples/quickstart.py
