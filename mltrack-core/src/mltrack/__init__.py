@@ -45,6 +45,18 @@ _EXPORTS: dict[str, str] = {
     "Flavour": "mltrack.flavours",
     "Predictor": "mltrack.flavours",
     "autolog": "mltrack.autologging",
+    # deployments
+    "deploy": "mltrack.deployments",
+    "plan_deployment": "mltrack.deployments",
+    "list_deployments": "mltrack.deployments",
+    "get_deployment": "mltrack.deployments",
+    "delete_deployment": "mltrack.deployments",
+    "Deployment": "mltrack.deployments",
+    "DeployProvider": "mltrack.providers",
+    "DeployPlan": "mltrack.providers",
+    "DeploymentState": "mltrack.providers",
+    "DeploymentStatus": "mltrack.providers",
+    "ModelRef": "mltrack.providers",
     "Autologger": "mltrack.autologging",
     # experiments
     "create_experiment": "mltrack.experiments",
@@ -78,6 +90,10 @@ _EXPORTS: dict[str, str] = {
     "RunNotFoundError": "mltrack.errors",
     "LoggingFailedError": "mltrack.errors",
     "StoreError": "mltrack.errors",
+    "DeploymentError": "mltrack.errors",
+    "DeploymentNotFoundError": "mltrack.errors",
+    "CredentialsMissingError": "mltrack.errors",
+    "DeployTimeoutError": "mltrack.errors",
 }
 
 # Spelled out (not derived from _EXPORTS) so type checkers see the public names.
@@ -86,6 +102,15 @@ __all__ = [
     "Autologger",
     "Batch",
     "ConfigError",
+    "CredentialsMissingError",
+    "DeployPlan",
+    "DeployProvider",
+    "DeployTimeoutError",
+    "Deployment",
+    "DeploymentError",
+    "DeploymentNotFoundError",
+    "DeploymentState",
+    "DeploymentStatus",
     "ExperimentNotFoundError",
     "Flavour",
     "InvalidInputError",
@@ -98,6 +123,7 @@ __all__ = [
     "Metric",
     "ModelInfo",
     "ModelNotFoundError",
+    "ModelRef",
     "NoActiveRunError",
     "Param",
     "PluginCollisionError",
@@ -114,13 +140,17 @@ __all__ = [
     "configure",
     "create_experiment",
     "delete_alias",
+    "delete_deployment",
+    "deploy",
     "end_run",
     "flush",
+    "get_deployment",
     "get_experiment",
     "get_plugin_manager",
     "get_run",
     "get_settings",
     "hookimpl",
+    "list_deployments",
     "list_experiments",
     "list_models",
     "list_versions",
@@ -135,6 +165,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "plan_deployment",
     "plugin_settings",
     "register_model",
     "search_runs",
@@ -164,8 +195,20 @@ if TYPE_CHECKING:
     from mltrack.autologging import Autologger, autolog
     from mltrack.config import configure, get_settings, plugin_settings
     from mltrack.decorator import track
+    from mltrack.deployments import (
+        Deployment,
+        delete_deployment,
+        deploy,
+        get_deployment,
+        list_deployments,
+        plan_deployment,
+    )
     from mltrack.errors import (
         ConfigError,
+        CredentialsMissingError,
+        DeploymentError,
+        DeploymentNotFoundError,
+        DeployTimeoutError,
         ExperimentNotFoundError,
         InvalidInputError,
         InvalidKeyError,
@@ -209,6 +252,7 @@ if TYPE_CHECKING:
         set_alias,
     )
     from mltrack.plugins import get_plugin_manager
+    from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.queries import search_runs
     from mltrack.records import Batch, Metric, Param, Tag
     from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run

@@ -73,3 +73,10 @@ def infer_flavour(model: Any) -> str | None:
     if callable(getattr(model, "predict", None)) or callable(model):
         return "python"
     return None
+
+
+@hookimpl
+def register_deploy_providers(register: Any) -> None:
+    from mltrack.local_provider import LocalProvider
+
+    register(LocalProvider)

@@ -14,7 +14,7 @@ import click
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
 
-CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync")
+CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments")
 
 
 def _debug() -> bool:
@@ -398,6 +398,16 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             f"{len(failed)} spool(s) could not be sent: {failed[0].error}",
             hint="they are kept; run `mltrack sync` again once the store is reachable",
         )
+
+
+def _add_deploy_commands() -> None:
+    from mltrack.cli_deploy import deploy_command, deployments_group
+
+    cli.add_command(deploy_command)
+    cli.add_command(deployments_group)
+
+
+_add_deploy_commands()
 
 
 def build_cli() -> click.Group:

@@ -91,3 +91,19 @@ class LoggingFailedError(MLTrackError):
 
 class StoreError(MLTrackError):
     """The tracking store could not be reached or refused a request."""
+
+
+class DeploymentError(MLTrackError):
+    """A deployment could not be created, reached or removed."""
+
+
+class DeploymentNotFoundError(DeploymentError, LookupError):
+    """No recorded deployment has the given id."""
+
+
+class CredentialsMissingError(DeploymentError):
+    """A deploy provider needs credentials that are not set; the hint says which and where."""
+
+
+class DeployTimeoutError(DeploymentError, TimeoutError):
+    """A deployment did not become ready (or deleted) within the time allowed."""
