@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps venv test test-fast test-isolated lint format type-check dist bench demo clean
+.PHONY: help install system-deps venv test test-fast test-isolated lint format type-check dist bench quickstart train deploy test-inference demo status logs kill-all demo-clean clean
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,9 +67,46 @@ bench: ## Run the benchmarks (prints ratios against MLflow measured in the same 
 	$(PY) benchmarks/crash_loss.py
 	$(PY) benchmarks/torch_autolog.py
 
-demo: ## Track a small training job end to end on the embedded sqlite store
+quickstart: ## Track a small training job (examples/quickstart.py) on ./mlflow.db
 	$(PY) examples/quickstart.py
 	$(VENV)/bin/mltrack runs list --experiment quickstart --limit 5
+
+# The main job runs on its own embedded sqlite store in $(DEMO_DIR), so demo-clean never
+# touches a store of yours; the repository's deliberately broken test plugins are kept quiet.
+DEMO_DIR ?= .demo
+DEMO_ENV := MLTRACK_TRACKING_URI=sqlite:///$(abspath $(DEMO_DIR))/mlflow.db MLTRACK_DATA_DIR=$(abspath $(DEMO_DIR))/state \
+	MLTRACK_DISABLE_PLUGINS=broken-import,misspelled-hook
+DEMO_MLTRACK := $(DEMO_ENV) $(VENV)/bin/mltrack
+
+train: ## Train and register the demo models (scikit-learn, PyTorch, LangChain) on the demo store
+	@mkdir -p $(DEMO_DIR)
+	$(DEMO_ENV) $(PY) examples/demo/train.py
+
+deploy: ## Deploy the demo scikit-learn model (@champion) with the local provider
+	$(DEMO_MLTRACK) deploy demo-sklearn --version champion
+
+test-inference: ## Send real requests to the deployed demo model and print the predictions
+	$(DEMO_ENV) $(PY) examples/demo/inference.py
+
+demo: ## The main job from a clean store: train, register, deploy locally, send requests
+	@$(MAKE) --no-print-directory demo-clean
+	@$(MAKE) --no-print-directory train deploy test-inference
+	@echo; echo "Created:"; $(DEMO_MLTRACK) models list; $(DEMO_MLTRACK) deployments list --cached
+	@echo; echo "Next: make status | make logs | make kill-all | make demo-clean"
+	@echo "Open the UI on this store: $(DEMO_MLTRACK) ui"
+
+status: ## Show the demo store's deployments with their live status
+	$(DEMO_MLTRACK) deployments list
+
+logs: ## Print the demo server's latest log lines
+	$(DEMO_MLTRACK) deployments logs local/demo-sklearn --tail 50
+
+kill-all: ## Stop every local deployment of the demo store
+	@if [ -f $(DEMO_DIR)/mlflow.db ]; then $(DEMO_MLTRACK) deployments delete --all --provider local; \
+	else echo "No demo store: nothing runs."; fi
+
+demo-clean: kill-all ## Stop the demo's servers and delete the demo store
+	rm -rf $(DEMO_DIR)
 
 clean: ## Remove build output, caches and local stores
 	rm -rf dist build .pytest_cache .venv-isolated-* .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts

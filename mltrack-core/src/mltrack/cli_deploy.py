@@ -251,13 +251,30 @@ def deployments_predict(deployment_id: str, data: str | None, path: str | None) 
 
 
 @deployments_group.command("delete")
-@click.argument("deployment_id")
+@click.argument("deployment_id", required=False)
+@click.option("--all", "delete_all", is_flag=True, help="Delete every live deployment (of --provider, if given).")
+@click.option("--provider", "-p", default=None, help="With --all: only this provider's deployments.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def deployments_delete(deployment_id: str, as_json: bool) -> None:
-    """Remove a deployment (deleting a deleted one succeeds)."""
-    from mltrack.deployments import delete_deployment
+def deployments_delete(deployment_id: str | None, delete_all: bool, provider: str | None, as_json: bool) -> None:
+    """Remove a deployment, or --all of them (deleting a deleted one succeeds)."""
+    from mltrack.deployments import delete_deployment, list_deployments
+    from mltrack.providers import DeploymentState
 
+    if delete_all == (deployment_id is not None):
+        raise click.UsageError("give one DEPLOYMENT_ID or --all")
+    if deployment_id is not None:
+        ids = [deployment_id]
+    else:
+        ids = [d.id for d in list_deployments(provider) if d.state is not DeploymentState.DELETED]
+    deleted = []
     with RichProgress(_console()) as progress:
-        deployment = delete_deployment(deployment_id, progress=progress)
+        for one in ids:
+            deleted.append(delete_deployment(one, progress=progress))
         progress.finish()
-    _show(deployment, as_json)
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in deleted], indent=2, default=str))
+        return
+    if not deleted:
+        click.echo("No live deployments.")
+    for deployment in deleted:
+        _show(deployment, False)
