@@ -1,0 +1,248 @@
+"""The UI's web app: a JSON API over the MLflow store, plugin routes, and the built front end."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from mltrack.errors import MLTrackError
+from mltrack.store import MlflowStore, get_store
+from mltrack_ui import artifacts, deployments_view, registry, store_summary
+from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, auth_middleware
+from mltrack_ui.metric_history import HistoryQuery, metric_histories
+from mltrack_ui.panels import collect_panels
+from mltrack_ui.runs_table import RunsQuery, run_document, search_runs_page
+from mltrack_ui.settings import DEFAULT_HOST
+
+logger = logging.getLogger("mltrack.ui")
+
+SYSTEM_TAG_PREFIXES = ("mlflow.", "mltrack.")
+MISSING_FRONTEND = """<!doctype html><meta charset="utf-8"><title>MLTrack</title>
+<p>The MLTrack UI's front end is not built. In a checkout run <code>make install</code> (or
+<code>make ui-build</code>); the JSON API is at <a href="/api/summary">/api/summary</a>.</p>"""
+
+
+def static_dir() -> Path | None:
+    """The built front end inside the package, if it was built."""
+    folder = Path(str(resources.files("mltrack_ui") / "static"))
+    return folder if (folder / "index.html").is_file() else None
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _error_response(status: int, message: str, hint: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "hint": hint}, status_code=status)
+
+
+def _mlflow_status(exc: Exception) -> int:
+    code = getattr(exc, "error_code", "")
+    return {"RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PARAMETER_VALUE": 400, "BAD_REQUEST": 400}.get(code, 502)
+
+
+class Login(BaseModel):
+    token: str
+
+
+def create_app(
+    *,
+    tracking_uri: str | None = None,
+    host: str = DEFAULT_HOST,
+    auth_token: str | None = None,
+    refresh_deployments: bool = True,
+    frontend: Path | None = None,
+) -> FastAPI:
+    """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` without a token."""
+    policy = AuthPolicy(host, auth_token)
+    store: MlflowStore = get_store(tracking_uri)
+    app = FastAPI(title="MLTrack UI", docs_url=None, redoc_url=None, openapi_url=None)
+    app.middleware("http")(auth_middleware(policy))
+
+    @app.exception_handler(MLTrackError)
+    async def mltrack_error(request: Request, exc: MLTrackError) -> JSONResponse:
+        status = 404 if isinstance(exc, LookupError) else 400
+        return _error_response(status, exc.message, exc.hint)
+
+    from mlflow.exceptions import MlflowException
+
+    @app.exception_handler(MlflowException)
+    async def mlflow_error(request: Request, exc: MlflowException) -> JSONResponse:
+        return _error_response(_mlflow_status(exc), exc.message.splitlines()[0])
+
+    @app.exception_handler(Exception)
+    async def other_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("mltrack-ui: unexpected error on %s", request.url.path)
+        return _error_response(500, f"internal error: {type(exc).__name__}")
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/auth")
+    def auth_status(request: Request) -> dict[str, bool]:
+        return {"required": policy.required, "authenticated": policy.is_authenticated(request)}
+
+    @api.post("/auth/login")
+    def login(body: Login) -> Response:
+        if not policy.required:
+            return Response(status_code=204)
+        if not policy.token_matches(body.token):
+            return _error_response(401, "wrong token")
+        response = Response(status_code=204)
+        response.set_cookie(SESSION_COOKIE, policy.session_value(), httponly=True, samesite="strict", path="/")
+        return response
+
+    @api.post("/auth/logout")
+    def logout() -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @api.get("/summary")
+    def summary() -> dict[str, Any]:
+        return store_summary.dashboard(store)
+
+    @api.get("/experiments")
+    def experiments() -> list[dict[str, Any]]:
+        return store_summary.list_experiments(store)
+
+    @api.get("/runs")
+    def runs(
+        experiment_ids: str | None = None,
+        filter: str = "",
+        order_by: Annotated[list[str] | None, Query()] = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+        columns: str | None = None,
+        include_deleted: bool = False,
+    ) -> JSONResponse:
+        ids = _split(experiment_ids) or [e.experiment_id for e in store.client.search_experiments()]
+        query = RunsQuery(
+            experiment_ids=ids,
+            filter_string=filter,
+            order_by=[o for o in order_by or [] if o.strip()],
+            page_size=page_size,
+            page_token=page_token,
+            columns=None if columns is None else _split(columns),
+            include_deleted=include_deleted,
+        )
+        return JSONResponse(search_runs_page(store, query))
+
+    @api.get("/runs/{run_id}")
+    def run(run_id: str) -> JSONResponse:
+        found = store.client.get_run(run_id)
+        document = run_document(found)
+        document["artifact_uri"] = found.info.artifact_uri
+        document["system"] = {k: v for k, v in document["tags"].items() if k.startswith(SYSTEM_TAG_PREFIXES)}
+        document["tags"] = {k: v for k, v in document["tags"].items() if not k.startswith(SYSTEM_TAG_PREFIXES)}
+        return JSONResponse(document)
+
+    @api.get("/runs/{run_id}/panels")
+    def run_panels(run_id: str) -> list[dict[str, Any]]:
+        found = store.client.get_run(run_id)
+        document = run_document(found)
+        document["artifact_uri"] = found.info.artifact_uri
+        return collect_panels("ui_run_panels", run=document)
+
+    @api.get("/runs/{run_id}/artifacts")
+    def artifact_list(run_id: str, path: str = "") -> list[dict[str, Any]]:
+        return artifacts.list_artifacts(store, run_id, path)
+
+    @api.get("/runs/{run_id}/artifacts/preview")
+    def artifact_preview(run_id: str, path: str) -> dict[str, Any]:
+        return artifacts.preview(store, run_id, path)
+
+    @api.get("/runs/{run_id}/artifacts/file")
+    def artifact_file(run_id: str, path: str, inline: bool = False) -> FileResponse:
+        found = artifacts.open_artifact(store, run_id, path)
+        disposition = "inline" if inline and found.inline else "attachment"
+        response = FileResponse(
+            found.path,
+            media_type=found.media_type if disposition == "inline" else "application/octet-stream",
+            filename=Path(path).name,
+            content_disposition_type=disposition,
+            background=BackgroundTask(found.close),
+        )
+        # Whatever a run stored (HTML, SVG), the browser must not run it in our origin.
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+    @api.get("/metrics/history")
+    def histories(
+        run_ids: str,
+        keys: str,
+        max_points: int = 1000,
+        step_min: float | None = None,
+        step_max: float | None = None,
+    ) -> JSONResponse:
+        query = HistoryQuery(_split(run_ids), _split(keys), max_points, step_min, step_max)
+        return JSONResponse({"series": metric_histories(store, query)})
+
+    @api.get("/models")
+    def models() -> list[dict[str, Any]]:
+        return registry.list_models(store)
+
+    @api.get("/model")
+    def model(name: str) -> dict[str, Any]:
+        document = registry.get_model(store, name)
+        deployed = deployments_view.list_deployments(name)["deployments"]
+        for version in document["versions"]:
+            version["deployments"] = [d for d in deployed if d.get("model_version") == version["version"]]
+        return document
+
+    @api.get("/model/panels")
+    def model_panels(name: str, version: int) -> list[dict[str, Any]]:
+        return collect_panels("ui_model_panels", model=registry.get_version(store, name, version))
+
+    @api.get("/deployments")
+    def deployments(model_name: str | None = None, refresh: bool = False) -> dict[str, Any]:
+        return deployments_view.list_deployments(model_name, refresh=refresh and refresh_deployments)
+
+    app.include_router(api)
+
+    @app.get("/-/plugins.json")
+    def plugins_json() -> list[dict[str, Any]]:
+        from mltrack.plugins import get_plugin_manager
+
+        return [info.as_dict() for info in get_plugin_manager().plugin_infos()]
+
+    _mount_plugin_routes(app)
+
+    @app.get("/api/{rest:path}", include_in_schema=False)
+    def unknown_api(rest: str) -> JSONResponse:
+        return _error_response(404, f"no API route /api/{rest}")
+
+    _mount_frontend(app, frontend if frontend is not None else static_dir())
+    return app
+
+
+def _mount_plugin_routes(app: FastAPI) -> None:
+    """Mount each plugin's routers under ``/-/<plugin>/`` so plugins cannot collide."""
+    from mltrack.plugins import get_plugin_manager
+
+    pending: list[APIRouter] = []
+    # call_each runs one implementation, then yields its plugin's name: what is pending then
+    # was registered by that plugin.
+    for plugin, _ in get_plugin_manager().call_each("ui_register_routes", register=pending.append):
+        for router in pending:
+            app.include_router(router, prefix=f"/-/{plugin}")
+        pending.clear()
+
+
+def _mount_frontend(app: FastAPI, folder: Path | None) -> None:
+    if folder is None:
+
+        @app.get("/", include_in_schema=False)
+        def missing() -> HTMLResponse:
+            return HTMLResponse(MISSING_FRONTEND)
+
+        return
+    from starlette.staticfiles import StaticFiles
+
+    app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")

@@ -1,0 +1,43 @@
+"""``mltrack ui``: serve the web UI on the configured store."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("ui")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1; others need an auth token).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port to bind (default 5050).")
+@click.option("--tracking-uri", default=None, help="MLflow store to show (default: the configured one).")
+@click.option("--open/--no-open", "open_browser", default=False, help="Open a browser tab once it is up.")
+def ui_command(host: str | None, port: int | None, tracking_uri: str | None, open_browser: bool) -> None:
+    """Start the web UI (runs, charts, models, deployments, plugins).
+
+    The token for a non-loopback address comes from MLTRACK_PLUGINS__UI__AUTH_TOKEN or
+    auth_token in [tool.mltrack.plugins.ui], never from the command line (where other users
+    of the machine could read it).
+    """
+    import uvicorn
+
+    from mltrack import configure
+    from mltrack.config import plugin_settings
+    from mltrack_ui.app import create_app, static_dir
+    from mltrack_ui.settings import UISettings
+
+    settings: UISettings = plugin_settings("ui")
+    if tracking_uri:
+        configure(tracking_uri=tracking_uri)  # deployments and the app then read the same store
+    bind_host = host or settings.host
+    bind_port = settings.port if port is None else port
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    app = create_app(host=bind_host, auth_token=token, refresh_deployments=settings.refresh_deployments)
+    shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+    click.echo(f"MLTrack UI on http://{shown}:{bind_port}/ " + ("(token required)" if token else ""))
+    if static_dir() is None:
+        click.echo("warning: the front end is not built; only the JSON API is served (run `make ui-build`)", err=True)
+    if open_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(f"http://{shown}:{bind_port}/",)).start()
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")

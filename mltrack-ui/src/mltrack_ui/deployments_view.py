@@ -1,0 +1,65 @@
+"""Deployments as the UI shows them: the recorded ones, optionally with live provider status.
+
+``mltrack.deployments`` came with the deploy providers; against an older mltrack-core the
+page is simply empty (and says why) rather than broken.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+logger = logging.getLogger("mltrack.ui")
+
+SECRET_WORDS = ("password", "secret", "token", "credential", "api_key", "apikey", "access_key", "private_key")
+MASK = "********"
+REFRESH_WORKERS = 8
+
+
+def scrub(value: Any, key: str = "") -> Any:
+    """``value`` with anything under a secret-looking key masked (records should hold none;
+    this keeps a provider's mistake off the screen)."""
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return MASK if value not in (None, "") else value
+    if isinstance(value, dict):
+        return {k: scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if type(value).__name__ == "SecretStr":
+        return MASK
+    return value
+
+
+def deployments_module() -> Any | None:
+    try:
+        from mltrack import deployments
+    except ImportError:
+        return None
+    return deployments
+
+
+def list_deployments(model_name: str | None = None, *, refresh: bool = False) -> dict[str, Any]:
+    """``{"deployments": [...], "available": bool, "reason": str | None}``."""
+    module = deployments_module()
+    if module is None:
+        return {"deployments": [], "available": False, "reason": "this mltrack-core has no deployments module"}
+    records = module.list_deployments(model_name=model_name)
+    errors: dict[str, str] = {}
+    if refresh and records:
+
+        def live(record: Any) -> Any:
+            try:
+                return module.refresh(record)
+            except Exception as exc:  # one unreachable provider must not blank the page
+                errors[record.id] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                return record
+
+        with ThreadPoolExecutor(max_workers=min(REFRESH_WORKERS, len(records))) as pool:
+            records = list(pool.map(live, records))
+    rows = []
+    for record in records:
+        row = scrub(record.as_dict())
+        row["refresh_error"] = errors.get(record.id)
+        rows.append(row)
+    return {"deployments": rows, "available": True, "reason": None}

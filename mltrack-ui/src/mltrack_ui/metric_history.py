@@ -1,0 +1,107 @@
+"""Metric histories for charts: many runs at once, each cut to a point budget on the server.
+
+A 100,000-step metric is never shipped whole: rows are read as plain tuples (on a SQL
+store straight from MLflow's ``metrics`` table, through its (run, key, step) index) and
+reduced with ``minmax_downsample``. A step range reads only that window, which is how a
+zoomed chart gets full detail back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mltrack.errors import InvalidInputError
+from mltrack.store import MlflowStore
+from mltrack_ui.downsample import MIN_POINTS, minmax_downsample
+from mltrack_ui.sql_store import sqlalchemy_store
+
+MAX_SERIES = 200
+MAX_POINTS = 20_000
+DEFAULT_POINTS = 1_000
+
+
+@dataclass
+class HistoryQuery:
+    run_ids: list[str]
+    keys: list[str]
+    max_points: int = DEFAULT_POINTS
+    step_min: float | None = None
+    step_max: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.run_ids or not self.keys:
+            raise InvalidInputError("run_ids/keys", (self.run_ids, self.keys), "name at least one run and one key")
+        if len(self.run_ids) * len(self.keys) > MAX_SERIES:
+            raise InvalidInputError(
+                "run_ids", len(self.run_ids), f"at most {MAX_SERIES} series (runs x keys) per request"
+            )
+        if not MIN_POINTS <= self.max_points <= MAX_POINTS:
+            raise InvalidInputError("max_points", self.max_points, f"must be between {MIN_POINTS} and {MAX_POINTS}")
+
+
+def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, Any]]:
+    """One series per (run, key): ``{run_id, key, steps, values, total, downsampled}``."""
+    backend = sqlalchemy_store(store)
+    series = []
+    for run_id in query.run_ids:
+        for key in query.keys:
+            if backend is not None:
+                rows = _rows_from_sql(backend, run_id, key, query)
+            else:
+                rows = _rows_from_client(store, run_id, key, query)
+            series.append(_series(run_id, key, rows, query.max_points))
+    return series
+
+
+def _series(run_id: str, key: str, rows: list[tuple[Any, ...]], max_points: int) -> dict[str, Any]:
+    if rows:
+        table = np.asarray(rows, dtype=np.float64)
+        steps, values = table[:, 0], table[:, 1]
+        if table.shape[1] > 2:  # MLflow keeps NaN as value 0 with is_nan set
+            values[table[:, 2] != 0] = np.nan
+    else:
+        steps = values = np.empty(0)
+    finite = np.isfinite(values) & (np.abs(values) < np.finfo(np.float64).max)  # MLflow stores inf as max
+    skipped = int(len(values) - finite.sum())
+    steps, values = steps[finite], values[finite]
+    total = len(steps)
+    steps, values = minmax_downsample(steps, values, max_points)
+    return {
+        "run_id": run_id,
+        "key": key,
+        "steps": steps.astype(np.int64).tolist(),
+        "values": values.tolist(),
+        "total": total,
+        "nonfinite": skipped,
+        "downsampled": len(steps) < total,
+    }
+
+
+def _rows_from_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> list[tuple[Any, ...]]:
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+
+    stmt: Any = sa.select(SqlMetric.step, SqlMetric.value, SqlMetric.is_nan).where(
+        SqlMetric.run_uuid == run_id, SqlMetric.key == key
+    )
+    if query.step_min is not None:
+        stmt = stmt.where(SqlMetric.step >= query.step_min)
+    if query.step_max is not None:
+        stmt = stmt.where(SqlMetric.step <= query.step_max)
+    stmt = stmt.order_by(SqlMetric.step, SqlMetric.timestamp)
+    with backend.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
+
+
+def _rows_from_client(store: MlflowStore, run_id: str, key: str, query: HistoryQuery) -> list[tuple[Any, ...]]:
+    history = store.client.get_metric_history(run_id, key)
+    rows = [(m.step, m.value) for m in history]
+    rows.sort(key=lambda row: row[0])
+    if query.step_min is not None or query.step_max is not None:
+        low = -np.inf if query.step_min is None else query.step_min
+        high = np.inf if query.step_max is None else query.step_max
+        rows = [row for row in rows if low <= row[0] <= high]
+    return rows

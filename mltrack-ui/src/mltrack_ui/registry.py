@@ -1,0 +1,78 @@
+"""The model registry as the UI shows it: models, versions, aliases, source runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mltrack.store import MlflowStore
+
+MAX_MODELS = 1000
+
+
+def _aliases_by_version(model: Any) -> dict[str, list[str]]:
+    by_version: dict[str, list[str]] = {}
+    aliases = getattr(model, "aliases", {}) or {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    return by_version
+
+
+def list_models(store: MlflowStore) -> list[dict[str, Any]]:
+    models = store.client.search_registered_models(max_results=MAX_MODELS)
+    rows = []
+    for model in models:
+        latest = max((int(v.version) for v in model.latest_versions or []), default=None)
+        rows.append(
+            {
+                "name": model.name,
+                "description": model.description or "",
+                "latest_version": latest,
+                "aliases": dict(getattr(model, "aliases", {}) or {}),
+                "tags": dict(model.tags or {}),
+                "creation_timestamp": model.creation_timestamp,
+                "last_updated_timestamp": model.last_updated_timestamp,
+            }
+        )
+    return rows
+
+
+def _quoted(name: str) -> str:
+    # MLflow's registry filter accepts either quote; pick the one the name does not contain.
+    return f"'{name}'" if "'" not in name else f'"{name}"'
+
+
+def version_document(version: Any, aliases: list[str]) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "version": int(version.version),
+        "run_id": version.run_id,
+        "source": version.source,
+        "status": version.status,
+        "description": version.description or "",
+        "aliases": sorted(aliases),
+        "tags": {k: v for k, v in (version.tags or {}).items() if not k.startswith("mltrack.deployment")},
+        "creation_timestamp": version.creation_timestamp,
+        "last_updated_timestamp": version.last_updated_timestamp,
+    }
+
+
+def get_model(store: MlflowStore, name: str) -> dict[str, Any]:
+    """A registered model with every version, newest first."""
+    model = store.client.get_registered_model(name)
+    aliases = _aliases_by_version(model)
+    versions = store.client.search_model_versions(f"name = {_quoted(name)}")
+    docs = [version_document(v, aliases.get(str(v.version), [])) for v in versions]
+    docs.sort(key=lambda d: d["version"], reverse=True)
+    return {
+        "name": model.name,
+        "description": model.description or "",
+        "aliases": dict(getattr(model, "aliases", {}) or {}),
+        "tags": dict(model.tags or {}),
+        "versions": docs,
+    }
+
+
+def get_version(store: MlflowStore, name: str, version: int) -> dict[str, Any]:
+    model = store.client.get_registered_model(name)
+    found = store.client.get_model_version(name, str(version))
+    return version_document(found, _aliases_by_version(model).get(str(version), []))

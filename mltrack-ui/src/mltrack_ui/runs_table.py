@@ -1,0 +1,221 @@
+"""The runs table: one page of runs with their params, latest metrics and chosen tags.
+
+On a SQL store the page is read with a handful of queries: MLflow's own filter and
+order-by translation selects the page's run ids, then params, latest metrics and tags are
+read for those runs only. Elsewhere (an MLflow tracking server) ``MlflowClient.search_runs``
+fetches the page; both return the same document.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from mltrack.errors import InvalidInputError
+from mltrack.store import MlflowStore
+from mltrack_ui.pagination import offset_from, offset_token
+from mltrack_ui.sql_store import sqlalchemy_store
+
+MAX_PAGE_SIZE = 1000
+MAX_COLUMN_KEYS = 1000
+COLUMN_KINDS = ("params", "metrics", "tags")
+
+
+@dataclass
+class RunsQuery:
+    """What the runs table asks for."""
+
+    experiment_ids: list[str]
+    filter_string: str = ""
+    order_by: list[str] = field(default_factory=list)
+    page_size: int = 100
+    page_token: str | None = None
+    # "params.lr", "metrics.loss", "tags.team"; None: every param and metric, no tags
+    columns: list[str] | None = None
+    include_deleted: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise InvalidInputError("page_size", self.page_size, f"must be between 1 and {MAX_PAGE_SIZE}")
+        for column in self.columns or []:
+            kind, _, key = column.partition(".")
+            if kind not in COLUMN_KINDS or not key:
+                raise InvalidInputError("columns", column, "must look like params.<key>, metrics.<key> or tags.<key>")
+
+    def wanted(self, kind: str) -> set[str] | None:
+        """The keys of ``kind`` to return; None for all of them."""
+        if self.columns is None:
+            return None if kind != "tags" else set()
+        return {c.partition(".")[2] for c in self.columns if c.startswith(kind + ".")}
+
+
+def metric_value(value: float | None, is_nan: bool = False) -> float | None:
+    """A metric value JSON can carry (NaN is not JSON; the table shows it as empty)."""
+    if value is None or is_nan or math.isnan(value):
+        return None
+    return value
+
+
+def search_runs_page(store: MlflowStore, query: RunsQuery) -> dict[str, Any]:
+    """One page of the runs table (see the module docstring for the shape)."""
+    backend = sqlalchemy_store(store)
+    if backend is not None:
+        return _page_from_sql(backend, query)
+    return _page_from_client(store, query)
+
+
+# -- SQL ------------------------------------------------------------------------------------
+
+
+def _view_stages(include_deleted: bool) -> list[str]:
+    return ["active", "deleted"] if include_deleted else ["active"]
+
+
+def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from mlflow.store.tracking import sqlalchemy_store
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.utils import search_utils
+
+    # MLflow's internals are untyped; these are the ones its own search_runs calls.
+    mlflow_sql: Any = sqlalchemy_store
+    SearchUtils: Any = search_utils.SearchUtils
+
+    offset = offset_from(query.page_token)
+    experiment_ids = [int(e) for e in query.experiment_ids]
+    with backend.ManagedSessionMaker() as session:
+        # The same translation MLflow's search_runs uses, so filters and orderings mean the
+        # same here as in `mlflow.search_runs`.
+        parsed = SearchUtils.parse_search_filter(query.filter_string)
+        order_columns, order_clauses, order_joins = mlflow_sql._get_orderby_clauses(query.order_by or None, session)
+        attribute_filters, joined_filters, dataset_filters = mlflow_sql._get_sqlalchemy_filter_clauses(
+            parsed, session, backend._get_dialect()
+        )
+        stmt = sa.select(SqlRun.run_uuid, *order_columns)
+        for joined in joined_filters:
+            stmt = stmt.join(joined)
+        for dataset in dataset_filters:
+            stmt = stmt.join(dataset, SqlRun.run_uuid == dataset.c.destination_id)
+        for join in order_joins:
+            stmt = stmt.outerjoin(join)
+        stmt = stmt.where(
+            SqlRun.experiment_id.in_(experiment_ids),
+            SqlRun.lifecycle_stage.in_(_view_stages(query.include_deleted)),
+            *attribute_filters,
+        ).distinct()
+        total = session.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
+        page_ids = [
+            row[0] for row in session.execute(stmt.order_by(*order_clauses).offset(offset).limit(query.page_size + 1))
+        ]
+        has_more = len(page_ids) > query.page_size
+        page_ids = page_ids[: query.page_size]
+
+        runs: dict[str, dict[str, Any]] = {}
+        for run in session.execute(sa.select(SqlRun.__table__).where(SqlRun.run_uuid.in_(page_ids))).mappings():
+            runs[run["run_uuid"]] = {
+                "run_id": run["run_uuid"],
+                "run_name": run["name"],
+                "experiment_id": str(run["experiment_id"]),
+                "status": run["status"],
+                "start_time": run["start_time"],
+                "end_time": run["end_time"],
+                "user_id": run["user_id"],
+                "lifecycle_stage": run["lifecycle_stage"],
+                "params": {},
+                "metrics": {},
+                "tags": {},
+            }
+        params_stmt = sa.select(SqlParam.run_uuid, SqlParam.key, SqlParam.value).where(SqlParam.run_uuid.in_(page_ids))
+        metrics_stmt = sa.select(
+            SqlLatestMetric.run_uuid, SqlLatestMetric.key, SqlLatestMetric.value, SqlLatestMetric.is_nan
+        ).where(SqlLatestMetric.run_uuid.in_(page_ids))
+        tags_stmt = sa.select(SqlTag.run_uuid, SqlTag.key, SqlTag.value).where(SqlTag.run_uuid.in_(page_ids))
+        wanted_params, wanted_metrics, wanted_tags = (query.wanted(k) for k in COLUMN_KINDS)
+        if wanted_params is not None:
+            params_stmt = params_stmt.where(SqlParam.key.in_(sorted(wanted_params)))
+        if wanted_metrics is not None:
+            metrics_stmt = metrics_stmt.where(SqlLatestMetric.key.in_(sorted(wanted_metrics)))
+        for run_id, key, value in session.execute(params_stmt):
+            runs[run_id]["params"][key] = value
+        for run_id, key, value, is_nan in session.execute(metrics_stmt):
+            runs[run_id]["metrics"][key] = metric_value(value, bool(is_nan))
+        if wanted_tags is None or wanted_tags:
+            if wanted_tags is not None:
+                tags_stmt = tags_stmt.where(SqlTag.key.in_(sorted(wanted_tags)))
+            for run_id, key, value in session.execute(tags_stmt):
+                runs[run_id]["tags"][key] = value
+        columns = _column_keys_sql(session, experiment_ids, query.include_deleted)
+    return {
+        "runs": [runs[run_id] for run_id in page_ids if run_id in runs],
+        "next_page_token": offset_token(offset + query.page_size) if has_more else None,
+        "total": total,
+        "columns": columns,
+    }
+
+
+def _column_keys_sql(session: Any, experiment_ids: list[int], include_deleted: bool) -> dict[str, list[str]]:
+    """Every param, metric and tag key used in the experiments (for the column chooser)."""
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+
+    in_scope: Any = sa.select(SqlRun.run_uuid).where(
+        SqlRun.experiment_id.in_(experiment_ids), SqlRun.lifecycle_stage.in_(_view_stages(include_deleted))
+    )
+    keys: dict[str, list[str]] = {}
+    for kind, table in (("params", SqlParam), ("metrics", SqlLatestMetric), ("tags", SqlTag)):
+        stmt = (sa.select(table.key).where(table.run_uuid.in_(in_scope)).distinct().order_by(table.key)).limit(
+            MAX_COLUMN_KEYS
+        )
+        keys[kind] = [row[0] for row in session.execute(stmt)]
+    return keys
+
+
+# -- MlflowClient -----------------------------------------------------------------------------
+
+
+def run_document(run: Any, query: RunsQuery | None = None) -> dict[str, Any]:
+    """The API's row for an MLflow ``Run`` entity (optionally limited to the query's columns)."""
+    info, data = run.info, run.data
+
+    def pick(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+        wanted = query.wanted(kind) if query is not None else None
+        return dict(values) if wanted is None else {k: v for k, v in values.items() if k in wanted}
+
+    return {
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "user_id": info.user_id,
+        "lifecycle_stage": info.lifecycle_stage,
+        "params": pick("params", data.params),
+        "metrics": {k: metric_value(v) for k, v in pick("metrics", data.metrics).items()},
+        "tags": pick("tags", data.tags),
+    }
+
+
+def _page_from_client(store: MlflowStore, query: RunsQuery) -> dict[str, Any]:
+    from mlflow.entities import ViewType
+
+    page = store.client.search_runs(
+        query.experiment_ids,
+        query.filter_string,
+        run_view_type=ViewType.ALL if query.include_deleted else ViewType.ACTIVE_ONLY,
+        max_results=query.page_size,
+        order_by=query.order_by or None,
+        page_token=query.page_token or None,
+    )
+    columns: dict[str, set[str]] = {kind: set() for kind in COLUMN_KINDS}
+    for run in page:
+        columns["params"].update(run.data.params)
+        columns["metrics"].update(run.data.metrics)
+        columns["tags"].update(run.data.tags)
+    return {
+        "runs": [run_document(run, query) for run in page],
+        "next_page_token": page.token or None,
+        "total": None,  # a tracking server does not count matches
+        "columns": {kind: sorted(keys) for kind, keys in columns.items()},
+    }

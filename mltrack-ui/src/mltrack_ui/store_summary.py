@@ -1,0 +1,88 @@
+"""The dashboard's numbers and the experiments list, counted in SQL where the store allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mltrack.store import MlflowStore
+from mltrack_ui.runs_table import RunsQuery, search_runs_page
+from mltrack_ui.sql_store import sqlalchemy_store
+
+RECENT_RUNS = 10
+CLIENT_COUNT_LIMIT = 5000
+
+
+def masked_uri(uri: str) -> str:
+    """A store URI safe to show: any password in it replaced."""
+    if "://" not in uri or "@" not in uri.split("://", 1)[1]:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':')[0]}:********@{host}"
+
+
+def run_counts(store: MlflowStore, experiment_ids: list[str]) -> dict[str, dict[str, int]]:
+    """experiment id -> status -> number of active runs."""
+    backend = sqlalchemy_store(store)
+    counts: dict[str, dict[str, int]] = {e: {} for e in experiment_ids}
+    if backend is not None:
+        import sqlalchemy as sa
+        from mlflow.store.tracking.dbmodels.models import SqlRun
+
+        stmt: Any = (
+            sa.select(SqlRun.experiment_id, SqlRun.status, sa.func.count())
+            .where(SqlRun.lifecycle_stage == "active", SqlRun.experiment_id.in_([int(e) for e in experiment_ids]))
+            .group_by(SqlRun.experiment_id, SqlRun.status)
+        )
+        with backend.ManagedSessionMaker() as session:
+            for experiment_id, status, count in session.execute(stmt):
+                counts[str(experiment_id)][status] = count
+        return counts
+    # A tracking server has no count endpoint: page through run infos, up to a limit.
+    for experiment_id in experiment_ids:
+        token = None
+        seen = 0
+        while seen < CLIENT_COUNT_LIMIT:
+            page = store.client.search_runs([experiment_id], max_results=1000, page_token=token)
+            for run in page:
+                counts[experiment_id][run.info.status] = counts[experiment_id].get(run.info.status, 0) + 1
+            seen += len(page)
+            token = page.token
+            if not token:
+                break
+    return counts
+
+
+def list_experiments(store: MlflowStore) -> list[dict[str, Any]]:
+    experiments = store.client.search_experiments(max_results=1000)
+    counts = run_counts(store, [e.experiment_id for e in experiments])
+    return [
+        {
+            "experiment_id": e.experiment_id,
+            "name": e.name,
+            "lifecycle_stage": e.lifecycle_stage,
+            "creation_time": e.creation_time,
+            "last_update_time": e.last_update_time,
+            "tags": {k: v for k, v in (e.tags or {}).items()},
+            "run_counts": counts.get(e.experiment_id, {}),
+        }
+        for e in experiments
+    ]
+
+
+def dashboard(store: MlflowStore) -> dict[str, Any]:
+    experiments = list_experiments(store)
+    totals: dict[str, int] = {}
+    for experiment in experiments:
+        for status, count in experiment["run_counts"].items():
+            totals[status] = totals.get(status, 0) + count
+    ids = [e["experiment_id"] for e in experiments]
+    recent = search_runs_page(store, RunsQuery(experiment_ids=ids, page_size=RECENT_RUNS, columns=[]))
+    models = store.client.search_registered_models(max_results=1000)
+    return {
+        "tracking_uri": masked_uri(store.tracking_uri),
+        "experiments": len(experiments),
+        "status_counts": totals,
+        "recent_runs": recent["runs"] if ids else [],
+        "models": len(models),
+    }
