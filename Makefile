@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
-PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain .
+PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain ./mltrack-sagemaker .
 FIXTURES := ./tests/fixtures/mltrack-fixture-plugin ./tests/fixtures/mltrack-fixture-broken
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
@@ -39,7 +39,7 @@ test-isolated: ## Run each plugin's tests in a venv holding only core + that plu
 	  echo "== mltrack-$$id alone in $$env"; \
 	  test -x $$env/bin/python || python3 -m venv $$env; \
 	  $$env/bin/python -m pip install -q $(CONSTRAINTS) pytest pytest-timeout hatchling editables; \
-	  $$env/bin/python -m pip install -q $(CONSTRAINTS) -e ./mltrack-core -e ./mltrack-$$id; \
+	  $$env/bin/python -m pip install -q $(CONSTRAINTS) -e ./mltrack-core -e "./mltrack-$$id[test]"; \
 	  $$env/bin/python -m pytest -p no:cacheprovider tests/plugins/$$id $(PYTEST_ARGS); \
 	done
 
