@@ -91,9 +91,19 @@ def _rows_from_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> 
         stmt = stmt.where(SqlMetric.step >= query.step_min)
     if query.step_max is not None:
         stmt = stmt.where(SqlMetric.step <= query.step_max)
-    stmt = stmt.order_by(SqlMetric.step, SqlMetric.timestamp)
-    with backend.engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(stmt)]
+    # Step order alone is what the index gives; adding timestamp makes sqlite sort 100k rows.
+    stmt = stmt.order_by(SqlMetric.step)
+    # Plain DB-API tuples: SQLAlchemy's per-row processing costs more than the query itself.
+    compiled = stmt.compile(dialect=backend.engine.dialect)
+    params = compiled.construct_params()
+    args: Any = tuple(params[name] for name in compiled.positiontup or []) if compiled.positional else params
+    connection = backend.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(str(compiled), args)
+        return list(cursor.fetchall())
+    finally:
+        connection.close()
 
 
 def _rows_from_client(store: MlflowStore, run_id: str, key: str, query: HistoryQuery) -> list[tuple[Any, ...]]:

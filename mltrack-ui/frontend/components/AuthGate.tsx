@@ -1,0 +1,62 @@
+"use client";
+
+import { type FormEvent, type ReactNode, useEffect, useState } from "react";
+
+import { AUTH_REQUIRED_EVENT, getJson, login } from "@/lib/api";
+
+interface AuthState {
+  required: boolean;
+  authenticated: boolean;
+}
+
+/** Shows the pages, or a token form when the server asks for one. */
+export function AuthGate({ children }: { children: ReactNode }) {
+  const [needsLogin, setNeedsLogin] = useState(false);
+  const [checked, setChecked] = useState(false);
+  const [token, setToken] = useState("");
+  const [failed, setFailed] = useState(false);
+
+  useEffect(() => {
+    getJson<AuthState>("/api/auth").then(
+      (state) => {
+        setNeedsLogin(state.required && !state.authenticated);
+        setChecked(true);
+      },
+      () => setChecked(true),
+    );
+    const ask = () => setNeedsLogin(true);
+    window.addEventListener(AUTH_REQUIRED_EVENT, ask);
+    return () => window.removeEventListener(AUTH_REQUIRED_EVENT, ask);
+  }, []);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    if (await login(token)) {
+      setNeedsLogin(false);
+      setFailed(false);
+      window.location.reload();
+    } else {
+      setFailed(true);
+    }
+  }
+
+  if (!checked) return <p className="muted">Loading…</p>;
+  if (needsLogin) {
+    return (
+      <form className="login" onSubmit={submit} data-testid="login-form">
+        <h1>Sign in</h1>
+        <p>This MLTrack UI is protected. Enter its token.</p>
+        <input
+          type="password"
+          autoComplete="current-password"
+          value={token}
+          onChange={(e) => setToken(e.target.value)}
+          aria-label="token"
+        />
+        <button type="submit">Sign in</button>
+        {failed && <p className="error">Wrong token.</p>}
+      </form>
+    );
+  }
+  return <>{children}</>;
+}

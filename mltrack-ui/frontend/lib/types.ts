@@ -1,0 +1,140 @@
+// Shapes of the JSON API served by mltrack_ui.app (keep in step with the Python side).
+
+export type Values = Record<string, string>;
+
+export interface RunRow {
+  run_id: string;
+  run_name: string | null;
+  experiment_id: string;
+  status: string;
+  start_time: number | null;
+  end_time: number | null;
+  user_id: string | null;
+  lifecycle_stage: string;
+  params: Values;
+  metrics: Record<string, number | null>;
+  tags: Values;
+}
+
+export interface RunDetail extends RunRow {
+  artifact_uri: string;
+  system: Values;
+}
+
+export interface RunsPage {
+  runs: RunRow[];
+  next_page_token: string | null;
+  total: number | null;
+  columns: { params: string[]; metrics: string[]; tags: string[] };
+}
+
+export interface Experiment {
+  experiment_id: string;
+  name: string;
+  lifecycle_stage: string;
+  creation_time: number | null;
+  last_update_time: number | null;
+  run_counts: Record<string, number>;
+}
+
+export interface Summary {
+  tracking_uri: string;
+  experiments: number;
+  status_counts: Record<string, number>;
+  recent_runs: RunRow[];
+  models: number;
+}
+
+export interface Series {
+  run_id: string;
+  key: string;
+  steps: number[];
+  values: number[];
+  total: number;
+  nonfinite: number;
+  downsampled: boolean;
+}
+
+export interface ArtifactEntry {
+  path: string;
+  is_dir: boolean;
+  file_size: number | null;
+}
+
+export interface ArtifactPreview {
+  path: string;
+  kind: "text" | "json" | "image" | "binary";
+  size: number;
+  media_type: string;
+  content?: string;
+  truncated?: boolean;
+}
+
+export interface Deployment {
+  id: string;
+  name: string;
+  provider: string;
+  model_name: string;
+  model_version: number;
+  alias: string | null;
+  config: Record<string, unknown>;
+  status: string;
+  url: string | null;
+  message: string;
+  created_at: string;
+  updated_at: string;
+  refresh_error: string | null;
+}
+
+export interface DeploymentsAnswer {
+  deployments: Deployment[];
+  available: boolean;
+  reason: string | null;
+}
+
+export interface ModelSummary {
+  name: string;
+  description: string;
+  latest_version: number | null;
+  aliases: Record<string, string>;
+  tags: Values;
+  last_updated_timestamp: number | null;
+}
+
+export interface ModelVersion {
+  name: string;
+  version: number;
+  run_id: string | null;
+  source: string;
+  status: string;
+  description: string;
+  aliases: string[];
+  tags: Values;
+  creation_timestamp: number | null;
+  deployments: Deployment[];
+}
+
+export interface ModelDetail {
+  name: string;
+  description: string;
+  aliases: Record<string, string>;
+  tags: Values;
+  versions: ModelVersion[];
+}
+
+export type PanelData =
+  | { kind: "keyvalue"; data: Record<string, string | number | boolean | null> }
+  | { kind: "table"; data: { columns: string[]; rows: (string | number | boolean | null)[][] } }
+  | { kind: "text"; data: string };
+
+export type Panel = PanelData & { title: string; plugin: string | null; error: boolean };
+
+export interface PluginInfo {
+  name: string;
+  distribution: string | null;
+  version: string | null;
+  status: string;
+  reason: string | null;
+  hooks: string[];
+  contributes: Record<string, string[]>;
+}
