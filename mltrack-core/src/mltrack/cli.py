@@ -14,7 +14,7 @@ import click
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
 
-CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments")
+CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments", "serve")
 
 
 def _debug() -> bool:
@@ -408,6 +408,15 @@ def _add_deploy_commands() -> None:
 
 
 _add_deploy_commands()
+
+
+def _add_serve_command() -> None:
+    from mltrack.cli_serve import serve_command
+
+    cli.add_command(serve_command)
+
+
+_add_serve_command()
 
 
 def build_cli() -> click.Group:

@@ -41,6 +41,11 @@ class Flavour(ABC):
     #: the MLflow flavour key this flavour writes (e.g. "sklearn"), used to recognise
     #: models logged by plain MLflow; None for pure-pyfunc flavours
     mlflow_flavour: str | None = None
+    #: whether the model maps rows to rows: one output row per input row, each computed
+    #: from its own input row alone. Then the server may concatenate the rows of concurrent
+    #: requests into one ``predict`` call and split the output back (micro-batching). Leave
+    #: False for models whose output depends on the whole input (e.g. a generic callable).
+    batchable: bool = False
 
     @abstractmethod
     def can_handle(self, model: Any) -> bool:

@@ -87,6 +87,7 @@ class SklearnFlavour(Flavour):
 
     name = "sklearn"
     mlflow_flavour = "sklearn"
+    batchable = True
 
     def __init__(self, serialization_format: str = SKOPS) -> None:
         if serialization_format not in (SKOPS, CLOUDPICKLE):

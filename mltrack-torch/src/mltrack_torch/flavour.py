@@ -104,6 +104,7 @@ class TorchFlavour(Flavour):
 
     name = "torch"
     mlflow_flavour = "pytorch"
+    batchable = True
 
     def can_handle(self, model: Any) -> bool:
         return is_torch_module(model)
@@ -166,6 +167,7 @@ class TorchStateDictFlavour(Flavour):
 
     name = "torch-state-dict"
     mlflow_flavour = None
+    batchable = True
 
     def can_handle(self, model: Any) -> bool:
         return isinstance(model, StateDict) or is_torch_module(model)

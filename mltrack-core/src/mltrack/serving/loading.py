@@ -1,0 +1,189 @@
+"""Finding and loading the model a server serves.
+
+A model is named as a registered model (``churn``, with a version, ``"latest"`` or an
+alias), a ``models:/`` or ``runs:/`` URI, or a local MLflow model directory (what the
+SageMaker container finds at ``/opt/ml/model``). Locating (the store, a download) and
+loading (the framework) are separate steps so that a multi-worker server locates once in
+its parent and every worker loads the same local directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from mltrack.errors import InvalidInputError, MLTrackError
+
+
+@dataclass
+class ServedModel:
+    """A loaded model, ready to serve.
+
+    ``batchable`` is the flavour's promise that the model maps rows to rows (one output
+    row per input row, independently), so the rows of concurrent requests can be
+    predicted in one call; the app micro-batches only such models.
+    """
+
+    name: str | None
+    version: str | None
+    flavour: str
+    signature: Any
+    predictor: Any  #: has ``predict(inputs, params=None)``
+    path: Path
+    batchable: bool
+
+    def describe(self) -> str:
+        """How logs and the CLI name it: ``model 'churn' v3 (sklearn)``."""
+        if self.name is not None:
+            where = f"model {self.name!r}" + (f" v{self.version}" if self.version is not None else "")
+        else:
+            where = f"model at {self.path}"
+        return f"{where} ({self.flavour})"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """A model directory on this machine and what it was called in the registry."""
+
+    path: Path
+    name: str | None = None
+    version: str | None = None
+
+
+_URI_VERSION = re.compile(r"^(?P<name>.+?)(?:/(?P<version>\d+|latest)|@(?P<alias>[A-Za-z][\w\-]*))?$")
+_LOGGED_MODEL_ID = re.compile(r"^m-[0-9a-f]{16,}$")
+
+
+def _local_directory(model: str) -> Path | None:
+    """The directory ``model`` names, if it names one (a path or a ``file:`` URI)."""
+    if model.startswith("file:"):
+        path = Path(unquote(urlparse(model).path))
+    else:
+        path = Path(model).expanduser()
+        looks_like_path = model.startswith(("/", "./", "../", "~", ".\\")) or model in (".", "..")
+        if not path.is_dir() and not looks_like_path:
+            return None
+    if not path.is_dir():
+        raise InvalidInputError(
+            "model",
+            model,
+            "is not a directory",
+            hint="pass an MLflow model directory, a registered model name, or a models:/ or runs:/ URI",
+        )
+    if not (path / "MLmodel").is_file():
+        raise InvalidInputError(
+            "model",
+            model,
+            "is a directory without an MLmodel file, so not an MLflow model",
+            hint="point at the folder that holds MLmodel (e.g. the 'model' folder a run logged)",
+        )
+    return path.resolve()
+
+
+def _download_uri(uri: str, cache_key: str) -> Path:
+    """Download an artifact URI (``runs:/``, a logged model) once into the data dir."""
+    import mlflow.artifacts
+
+    from mltrack.config import get_settings
+    from mltrack.store import get_store
+
+    target = Path(get_settings().data_dir) / "models" / cache_key
+    if (target / "MLmodel").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=get_store().tracking_uri
+                )
+            )
+            if not (local / "MLmodel").is_file():
+                raise InvalidInputError("model", uri, "holds no MLmodel file, so it is not an MLflow model")
+            if not target.exists():
+                local.rename(target)
+    except MLTrackError:
+        raise
+    except Exception as exc:
+        raise MLTrackError(
+            f"could not download {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            hint="check the run id and artifact path (`mltrack runs show RUN_ID`) and the tracking URI",
+        ) from None
+    return target
+
+
+def _registered(name: str, version: int | str) -> ModelLocation:
+    from mltrack.models import _download, resolve_version
+
+    resolved = resolve_version(name, version)
+    return ModelLocation(_download(resolved), resolved.name, str(resolved.version))
+
+
+def locate_model(model: str, version: int | str = "latest") -> ModelLocation:
+    """Where ``model`` is on this machine, downloading it from the store if need be.
+
+    Args:
+        model: a registered model name, ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
+            ``runs:/RUN_ID/PATH``, or a local MLflow model directory.
+        version: for a registered name (or a ``models:/NAME`` URI without one): a number,
+            ``"latest"``, or an alias such as ``"@champion"``.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInputError(
+            "model", model, "must be a registered model name, a models:/ or runs:/ URI, or a model directory"
+        )
+    explicit = version not in ("latest", None)
+    local = _local_directory(model)
+    if local is not None:
+        if explicit:
+            raise InvalidInputError("version", version, f"cannot be used with a model directory ({model})")
+        return ModelLocation(local)
+    if model.startswith("runs:/"):
+        if explicit:
+            raise InvalidInputError("version", version, f"cannot be used with a runs:/ URI ({model})")
+        match = re.match(r"^runs:/([^/]+)/(.+?)/?$", model)
+        if not match:
+            raise InvalidInputError("model", model, "is not a runs:/RUN_ID/PATH URI")
+        run_id, artifact_path = match.groups()
+        return ModelLocation(_download_uri(model, f"runs/{run_id}/{artifact_path}"))
+    if model.startswith("models:/"):
+        rest = model[len("models:/") :].strip("/")
+        if _LOGGED_MODEL_ID.match(rest):
+            return ModelLocation(_download_uri(model, f"logged/{rest}"))
+        match = _URI_VERSION.match(rest)
+        if not match:
+            raise InvalidInputError("model", model, "is not a models:/NAME/VERSION or models:/NAME@ALIAS URI")
+        in_uri = match["version"] or (f"@{match['alias']}" if match["alias"] else None)
+        if in_uri is not None and explicit and str(version) != in_uri:
+            raise InvalidInputError("version", version, f"conflicts with the version in {model}")
+        return _registered(match["name"], in_uri or version)
+    return _registered(model, version)
+
+
+def load_located(location: ModelLocation) -> ServedModel:
+    """Load the model at ``location`` with the flavour that wrote it."""
+    from mlflow.models import Model
+
+    from mltrack.models import flavour_of
+
+    flavour = flavour_of(location.path)
+    predictor = flavour.load_predictor(location.path)
+    signature = Model.load(str(location.path / "MLmodel")).signature
+    return ServedModel(
+        name=location.name,
+        version=location.version,
+        flavour=flavour.name,
+        signature=signature,
+        predictor=predictor,
+        path=location.path,
+        batchable=bool(getattr(flavour, "batchable", False)),
+    )
+
+
+def load_served_model(model: str, version: int | str = "latest") -> ServedModel:
+    """Locate and load ``model`` for serving (see ``locate_model`` for what it may be)."""
+    return load_located(locate_model(model, version))

@@ -1,0 +1,207 @@
+"""``serve``: the serving app on uvicorn, in the foreground, until SIGTERM or SIGINT.
+
+One worker loads the model in this process before it binds the port, so a model that
+cannot be found or loaded fails fast with MLTrack's message. Several workers share one
+socket bound here; each loads the model (located once here) before it accepts, so no
+worker answers before its model is ready. A signal stops accepting, lets in-flight
+requests finish, and returns (exit status 0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from mltrack.errors import InvalidInputError, MLTrackError
+
+if TYPE_CHECKING:
+    import socket
+
+    from fastapi import FastAPI
+
+logger = logging.getLogger("mltrack.serving")
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+#: how a multi-worker server tells its workers what to load (JSON)
+WORKER_SPEC_ENV = "MLTRACK_SERVE_WORKER_SPEC"
+
+
+def _check(workers: int, port: int, log_level: str) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInputError("workers", workers, "must be an integer >= 1")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidInputError("port", port, "must be an integer from 0 (any free port) to 65535")
+    if log_level not in LOG_LEVELS:
+        raise InvalidInputError("log_level", log_level, f"must be one of {', '.join(LOG_LEVELS)}")
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _announce(what: str, host: str, port: int, workers: int) -> None:
+    extra = f", {workers} workers" if workers > 1 else ""
+    print(
+        f"mltrack serve: {what} listening on {_url(host, port)}{extra} "
+        "(POST /invocations, /predict; GET /ping, /health, /metadata)",
+        flush=True,
+    )
+
+
+@contextmanager
+def _graceful_signals() -> Iterator[list[int]]:
+    """Make SIGTERM/SIGINT a graceful stop that ends in a normal return.
+
+    uvicorn installs its own handlers while it serves and, once drained, re-raises the
+    signal it caught against the handlers it found: with the defaults that would kill
+    the process with SIGTERM's status instead of exiting 0. The handlers found are
+    these, which only note the signal (one arriving before uvicorn's own is set up is
+    not lost: the server stops as soon as it has started).
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **options: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        # one line per request is a real cost at thousands of requests a second
+        access_log=log_level in ("debug", "trace"),
+        server_header=False,
+        proxy_headers=False,  # client addresses are not used; skip parsing X-Forwarded-For per request
+        timeout_graceful_shutdown=None,
+        **options,
+    )
+
+
+def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    with _graceful_signals() as early:
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started and not self.should_exit:
+                    bound = self.servers[0].sockets[0].getsockname() if self.servers else (host, port)
+                    _announce(what, host, int(bound[1]), 1)
+                    if early:  # a signal came between our handler and uvicorn's
+                        self.should_exit = True
+
+        server = Server(_uvicorn_config(app, host, port, log_level))
+        try:
+            server.run()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind the port
+            raise MLTrackError(
+                f"could not serve on {_url(host, port)} (exit status {exc.code})",
+                hint="is another process using the port? pick another with --port (0: any free port)",
+            ) from None
+    if not server.started:
+        raise MLTrackError(f"the server on {_url(host, port)} did not start", hint="see the log above")
+
+
+def _run_workers(location: Any, what: str, host: str, port: int, workers: int, log_level: str, **limits: Any) -> None:
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[WORKER_SPEC_ENV] = json.dumps(
+        {"path": str(location.path), "name": location.name, "version": location.version, **limits}
+    )
+    config = _uvicorn_config("mltrack.serving.server:worker_app", host, port, log_level, factory=True, workers=workers)
+    try:
+        sock = config.bind_socket()
+    except SystemExit as exc:
+        raise MLTrackError(
+            f"could not bind {_url(host, port)} (exit status {exc.code})",
+            hint="is another process using the port? pick another with --port (0: any free port)",
+        ) from None
+    _announce(what, host, int(sock.getsockname()[1]), workers)
+    with _graceful_signals():
+        Multiprocess(config, sockets=[sock]).run()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker of a multi-worker server (uvicorn calls this in each worker)."""
+    from mltrack.serving.app import create_app
+    from mltrack.serving.loading import ModelLocation, load_located
+
+    spec = json.loads(os.environ[WORKER_SPEC_ENV])
+    model = load_located(ModelLocation(Path(spec["path"]), spec["name"], spec["version"]))
+    return create_app(model, max_batch_size=spec["max_batch_size"], max_wait_ms=spec["max_wait_ms"])
+
+
+def _log_to_stderr(log_level: str) -> None:
+    level = logging.DEBUG if log_level in ("debug", "trace") else getattr(logging, log_level.upper())
+    logger.setLevel(level)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def serve(
+    model: str,
+    *,
+    version: int | str = "latest",
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    max_batch_size: int = 64,
+    max_wait_ms: float = 2.0,
+    log_level: str = "info",
+) -> None:
+    """Serve ``model`` over HTTP until SIGTERM or SIGINT, then drain and return.
+
+    Args:
+        model: a registered model name, a ``models:/`` or ``runs:/`` URI, or a local MLflow
+            model directory.
+        version: which version of a registered model: a number, ``"latest"``, or an alias.
+        host, port: where to listen (port 0: any free port; the line printed says which).
+        workers: server processes; each loads the model.
+        max_batch_size, max_wait_ms: micro-batching limits for batchable models.
+        log_level: uvicorn's log level; "debug" also logs every request.
+    """
+    from mltrack.serving.app import _check_limits
+
+    _check(workers, port, log_level)
+    _check_limits(max_batch_size, max_wait_ms)
+    _log_to_stderr(log_level)
+    from mltrack.serving.loading import load_located, locate_model
+
+    location = locate_model(model, version)
+    if workers > 1:
+        what = f"model {location.name!r} v{location.version}" if location.name else f"model at {location.path}"
+        _run_workers(
+            location, what, host, port, workers, log_level, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms
+        )
+        return
+    served = load_located(location)
+    from mltrack.serving.app import create_app
+
+    app = create_app(served, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+    _run_one(app, served.describe(), host, port, log_level)
