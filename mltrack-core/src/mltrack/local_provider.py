@@ -398,5 +398,10 @@ def _tail(path: Path, lines: int) -> list[str]:
 
 
 def _last_line(path: Path) -> str:
-    meaningful = [line for line in _tail(path, 20) if line.strip()]
-    return meaningful[-1].strip() if meaningful else "(empty log)"
+    """The line that says what went wrong: the server's last ``Error:`` line (its hint line
+    follows it), else the last line of the log."""
+    meaningful = [line.strip() for line in _tail(path, 50) if line.strip()]
+    errors = [line for line in meaningful if line.startswith("Error:") or "Error: " in line]
+    if errors:
+        return errors[-1].removeprefix("Error: ")
+    return meaningful[-1] if meaningful else "(empty log)"

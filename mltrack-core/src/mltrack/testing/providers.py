@@ -111,8 +111,15 @@ class ProviderConformance:
         module.register_deploy_providers = mltrack.hookimpl(register_deploy_providers)  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, module.__name__, module)
         entry = metadata.EntryPoint(name=f"conformance-{cls.name}", value=module.__name__, group="mltrack")
-        # only the core and this provider: the provider's own plugin (if installed) would collide
-        manager = plugins.PluginManager(entry_points=[entry], strict=True)
+        # only the core and this provider: the provider's own plugin (if installed) would collide,
+        # and a provider built into the core (``local``) needs no entry of its own
+        manager = plugins.PluginManager(entry_points=[], strict=True)
+        from mltrack.providers import validate_provider
+
+        manager.set_validator("deploy_providers", validate_provider)
+        built_in = manager.registry("deploy_providers").get(cls.name)
+        if built_in is None or built_in.obj is not cls:
+            manager = plugins.PluginManager(entry_points=[entry], strict=True)
         monkeypatch.setattr(plugins, "_manager", manager)
         for factor in (1, 2):
             mltrack.register_model(_ScaledSum(factor), MODEL_NAME)
