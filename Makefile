@@ -75,7 +75,7 @@ quickstart: ## Track a small training job (examples/quickstart.py) on ./mlflow.d
 # touches a store of yours; the repository's deliberately broken test plugins are kept quiet.
 DEMO_DIR ?= .demo
 DEMO_ENV := MLTRACK_TRACKING_URI=sqlite:///$(abspath $(DEMO_DIR))/mlflow.db MLTRACK_DATA_DIR=$(abspath $(DEMO_DIR))/state \
-	MLTRACK_DISABLE_PLUGINS=broken-import,misspelled-hook
+	MLTRACK_DISABLE_PLUGINS=broken-import,misspelled-hook MLFLOW_LOGGING_LEVEL=ERROR COLUMNS=$${COLUMNS:-120}
 DEMO_MLTRACK := $(DEMO_ENV) $(VENV)/bin/mltrack
 
 train: ## Train and register the demo models (scikit-learn, PyTorch, LangChain) on the demo store

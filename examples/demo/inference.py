@@ -67,7 +67,7 @@ def main() -> int:
         if status == 200:
             answers.append(shown)
         mark = "[green]✓[/]" if ok else "[red]✗[/]"
-        console.print(f"{mark} {label}: HTTP {status} in {seconds * 1000:.0f} ms -> {json.dumps(shown)[:200]}")
+        console.print(f"{mark} {label}: HTTP {status} in {seconds * 1000:.0f} ms -> {json.dumps(shown)[:400]}")
     if answers and any(a != answers[0] for a in answers):
         failed += 1
         console.print("[red]✗ the three formats gave different predictions[/]")
