@@ -11,6 +11,7 @@ adds what a team sets once in ``[tool.mltrack.plugins.sagemaker]`` (role, image,
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,14 @@ def gaps(aws: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
 def execution_role(aws: str) -> str:
     import boto3
 
-    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
     role = boto3.client("iam").create_role(RoleName="mltrack-sagemaker", AssumeRolePolicyDocument=trust)
     return str(role["Role"]["Arn"])
 

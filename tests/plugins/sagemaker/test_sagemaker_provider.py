@@ -6,6 +6,10 @@ transitions, ``InvokeEndpoint``) are filled at one seam, ``moto_gaps.SageMakerGa
 come from the real container entrypoint serving the uploaded ``model.tar.gz``.
 """
 
+# The fixtures are imported from aws_stand_in (see there why not a conftest.py); tests name them as
+# parameters, which ruff reads as redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import io
