@@ -379,5 +379,6 @@ def test_cli_bad_config_is_one_line_naming_the_field(sqlite_uri: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("Error: config ") and "port = 80" in lines[0] and "gpu = 'T4'" in lines[0]
     assert lines[1].startswith("Hint: 'local' accepts: ")
-    result = run_cli("deploy", "churn", "--provider", "modal")
+    not_installed = {"MLTRACK_DISABLE_PLUGINS": "broken-import,misspelled-hook,modal"}
+    result = run_cli("deploy", "churn", "--provider", "modal", env=not_installed)
     assert "no deploy provider named 'modal'" in result.stderr and 'pip install "mltrack[modal]"' in result.stderr

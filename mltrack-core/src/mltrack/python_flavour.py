@@ -23,6 +23,10 @@ def _wrapper_class() -> type:
     class PredictWrapper(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         """Adapts an object with ``predict`` (or a callable) to MLflow's PythonModel."""
 
+        # the wrapped object's input types are unknown here: the signature (inferred from the
+        # input example) is what MLflow enforces, so skip its type-hint check and its warning
+        _skip_type_hint_validation = True
+
         def __init__(self, obj: Any) -> None:
             self.obj = obj
 
