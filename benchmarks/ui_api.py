@@ -9,9 +9,9 @@ What is measured (median of ``--repeat`` timings after one warm-up call each, wa
 * **runs table**: ``GET /api/runs?page_size=100`` over HTTP (the first page with params and
   latest metrics, the total count and the column keys) against MLflow's
   ``MlflowClient.search_runs`` of every run of the experiment (paged by 1,000, as MLflow must).
-  Target: ≤ 0.1×.
+  Target: <= 0.1x.
 * **metric history**: ``GET /api/metrics/history?max_points=2000`` of the 100k-step metric
-  against ``MlflowClient.get_metric_history`` of it. Target: ≤ 0.1×.
+  against ``MlflowClient.get_metric_history`` of it. Target: <= 0.1x.
 * **first page view** (only where Playwright and Chromium are installed): headless Chromium opens
   the runs page of the experiment; the time from DOMContentLoaded to the table's first render
   (the page's ``performance.mark("mltrack:runs-table-rendered")``). Target: < 1 s.
@@ -191,7 +191,9 @@ def main() -> None:
                 f"{'first page view (DOMContentLoaded -> table)':<44} {'':>9} {view_s:>10.3f}s {'':>7}  "
                 f"< {TARGET_PAGE_VIEW_S}s  {verdict(view_s < TARGET_PAGE_VIEW_S)}"
             )
-        print(f"\nshipped {len(shipped['values'])} of {shipped['total']} points; medians of {args.repeat} after a warm-up")
+        print(
+            f"\nshipped {len(shipped['values'])} of {shipped['total']} points; medians of {args.repeat} after a warm-up"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

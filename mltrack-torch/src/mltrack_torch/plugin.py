@@ -48,3 +48,11 @@ def on_run_end(run: Any, status: str) -> None:
     autolog = sys.modules.get("mltrack_torch.autolog")
     if autolog is not None and autolog.is_enabled():
         autolog.log_models_at_run_end(run, status)
+
+
+# A mltrack-ui hook: optionalhook keeps this plugin loading where mltrack-ui is not installed.
+@mltrack.hookimpl(optionalhook=True)
+def ui_model_panels(model: dict[str, Any]) -> list[dict[str, Any]] | None:
+    from mltrack_torch.ui_panel import model_summary_panels
+
+    return model_summary_panels(model)

@@ -11,18 +11,16 @@ interface AuthState {
 
 /** Shows the pages, or a token form when the server asks for one. */
 export function AuthGate({ children }: { children: ReactNode }) {
+  // Pages render at once (they fetch in parallel); the form replaces them only when the
+  // server says a token is needed, so an open UI pays no extra round trip.
   const [needsLogin, setNeedsLogin] = useState(false);
-  const [checked, setChecked] = useState(false);
   const [token, setToken] = useState("");
   const [failed, setFailed] = useState(false);
 
   useEffect(() => {
     getJson<AuthState>("/api/auth").then(
-      (state) => {
-        setNeedsLogin(state.required && !state.authenticated);
-        setChecked(true);
-      },
-      () => setChecked(true),
+      (state) => setNeedsLogin(state.required && !state.authenticated),
+      () => undefined,
     );
     const ask = () => setNeedsLogin(true);
     window.addEventListener(AUTH_REQUIRED_EVENT, ask);
@@ -40,7 +38,6 @@ export function AuthGate({ children }: { children: ReactNode }) {
     }
   }
 
-  if (!checked) return <p className="muted">Loading…</p>;
   if (needsLogin) {
     return (
       <form className="login" onSubmit={submit} data-testid="login-form">

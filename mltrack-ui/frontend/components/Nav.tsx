@@ -19,7 +19,7 @@ export function Nav() {
     <nav className="nav">
       <span className="brand">MLTrack</span>
       {LINKS.map(([href, label]) => (
-        <Link key={href} href={href} className={pathname === href ? "active" : undefined}>
+        <Link prefetch={false} key={href} href={href} className={pathname === href ? "active" : undefined}>
           {label}
         </Link>
       ))}

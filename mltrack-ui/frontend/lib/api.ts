@@ -25,8 +25,20 @@ export function apiUrl(path: string, query: Query = {}): string {
   return text ? `${path}?${text}` : path;
 }
 
+// Requests started before React hydrates (see `prefetchJson`), taken once by the first matching getJson.
+const early = new Map<string, Promise<Response>>();
+
+/** Start a request now, while the page's scripts are still booting; getJson picks it up. */
+export function prefetchJson(path: string, query: Query = {}): void {
+  const url = apiUrl(path, query);
+  if (!early.has(url)) early.set(url, fetch(url, { credentials: "same-origin" }));
+}
+
 export async function getJson<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(apiUrl(path, query), { credentials: "same-origin", signal });
+  const url = apiUrl(path, query);
+  const started = early.get(url);
+  early.delete(url);
+  const response = await (started ?? fetch(url, { credentials: "same-origin", signal }));
   if (response.status === 401) {
     window.dispatchEvent(new Event(AUTH_REQUIRED_EVENT));
   }

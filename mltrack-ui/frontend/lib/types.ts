@@ -96,7 +96,7 @@ export interface ModelSummary {
   name: string;
   description: string;
   latest_version: number | null;
-  aliases: Record<string, string>;
+  aliases: Record<string, number>;
   tags: Values;
   last_updated_timestamp: number | null;
 }
@@ -117,7 +117,7 @@ export interface ModelVersion {
 export interface ModelDetail {
   name: string;
   description: string;
-  aliases: Record<string, string>;
+  aliases: Record<string, number>;
   tags: Values;
   versions: ModelVersion[];
 }

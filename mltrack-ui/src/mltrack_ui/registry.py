@@ -9,6 +9,10 @@ from mltrack.store import MlflowStore
 MAX_MODELS = 1000
 
 
+def _aliases(model: Any) -> dict[str, int]:
+    return {alias: int(version) for alias, version in (getattr(model, "aliases", {}) or {}).items()}
+
+
 def _aliases_by_version(model: Any) -> dict[str, list[str]]:
     by_version: dict[str, list[str]] = {}
     aliases = getattr(model, "aliases", {}) or {}
@@ -27,7 +31,7 @@ def list_models(store: MlflowStore) -> list[dict[str, Any]]:
                 "name": model.name,
                 "description": model.description or "",
                 "latest_version": latest,
-                "aliases": dict(getattr(model, "aliases", {}) or {}),
+                "aliases": _aliases(model),
                 "tags": dict(model.tags or {}),
                 "creation_timestamp": model.creation_timestamp,
                 "last_updated_timestamp": model.last_updated_timestamp,
@@ -66,7 +70,7 @@ def get_model(store: MlflowStore, name: str) -> dict[str, Any]:
     return {
         "name": model.name,
         "description": model.description or "",
-        "aliases": dict(getattr(model, "aliases", {}) or {}),
+        "aliases": _aliases(model),
         "tags": dict(model.tags or {}),
         "versions": docs,
     }

@@ -42,7 +42,7 @@ export default function Deployments() {
                 <tr key={d.id}>
                   <td>{d.id}</td>
                   <td>
-                    <Link href={`/model/?name=${encodeURIComponent(d.model_name)}`}>
+                    <Link prefetch={false} href={`/model/?name=${encodeURIComponent(d.model_name)}`}>
                       {d.model_name} v{d.model_version}
                     </Link>
                     {d.alias ? ` @${d.alias}` : ""}

@@ -35,7 +35,7 @@ export default function Experiments() {
                   <tr key={e.experiment_id}>
                     <td>{e.experiment_id}</td>
                     <td>
-                      <Link href={`/runs/?experiment=${encodeURIComponent(e.experiment_id)}`}>{e.name}</Link>
+                      <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(e.experiment_id)}`}>{e.name}</Link>
                     </td>
                     <td className="num">{total}</td>
                     <td className="num">{e.run_counts.FINISHED ?? 0}</td>

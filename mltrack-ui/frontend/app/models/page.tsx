@@ -31,7 +31,7 @@ export default function Models() {
               {data.map((m) => (
                 <tr key={m.name}>
                   <td>
-                    <Link href={`/model/?name=${encodeURIComponent(m.name)}`}>{m.name}</Link>
+                    <Link prefetch={false} href={`/model/?name=${encodeURIComponent(m.name)}`}>{m.name}</Link>
                   </td>
                   <td className="num">{m.latest_version ?? ""}</td>
                   <td>

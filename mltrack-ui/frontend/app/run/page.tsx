@@ -31,7 +31,7 @@ function RunView() {
           <h1 data-testid="run-name">{run.run_name || run.run_id}</h1>
           <p>
             <StatusBadge status={run.status} /> <span className="muted">run {run.run_id} · experiment </span>
-            <Link href={`/runs/?experiment=${encodeURIComponent(run.experiment_id)}`}>{run.experiment_id}</Link>
+            <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(run.experiment_id)}`}>{run.experiment_id}</Link>
           </p>
           <div className="tabs">
             {TABS.map((t) => (

@@ -5,6 +5,7 @@ import { useSearchParams } from "next/navigation";
 import { type FormEvent, Suspense, useEffect, useMemo, useState } from "react";
 
 import { ErrorNote, Loading, StatusBadge } from "@/components/Common";
+import { prefetchJson } from "@/lib/api";
 import { RunLink } from "@/components/RunLink";
 import { formatDuration, formatNumber, formatTime, quotedKey } from "@/lib/format";
 import type { Experiment, RunsPage } from "@/lib/types";
@@ -15,6 +16,23 @@ const DEFAULT_VISIBLE = 12;
 let tableMarked = false; // the first render of the table, for the page-view benchmark
 
 type Order = { key: string; ascending: boolean } | null;
+
+function runsQuery(experiment: string, filter: string, order: Order, pageToken: string | null, chosen: string[] | null) {
+  return {
+    experiment_ids: experiment,
+    filter,
+    order_by: orderClause(order),
+    page_size: PAGE_SIZE,
+    page_token: pageToken,
+    columns: chosen === null ? null : chosen.join(","),
+  };
+}
+
+// The first page is requested as soon as this module runs, before React hydrates.
+if (typeof window !== "undefined" && window.location.pathname.startsWith("/runs")) {
+  const params = new URLSearchParams(window.location.search);
+  prefetchJson("/api/runs", runsQuery(params.get("experiment") ?? "", params.get("filter") ?? "", null, null, null));
+}
 
 function orderClause(order: Order): string[] {
   return order ? [`${order.key} ${order.ascending ? "ASC" : "DESC"}`] : [];
@@ -48,14 +66,7 @@ function RunsTable() {
 
   const experiments = useApi<Experiment[]>("/api/experiments");
   const pageToken = tokens[tokens.length - 1] ?? null;
-  const { data, error, loading } = useApi<RunsPage>("/api/runs", {
-    experiment_ids: experiment,
-    filter,
-    order_by: orderClause(order),
-    page_size: PAGE_SIZE,
-    page_token: pageToken,
-    columns: chosen === null ? null : chosen.join(","),
-  });
+  const { data, error, loading } = useApi<RunsPage>("/api/runs", runsQuery(experiment, filter, order, pageToken, chosen));
 
   useEffect(() => {
     const params = new URLSearchParams();
@@ -132,7 +143,7 @@ function RunsTable() {
         <button type="button" onClick={() => setShowChooser((v) => !v)} data-testid="choose-columns">
           Columns
         </button>
-        <Link
+        <Link prefetch={false}
           href={`/compare/?ids=${selected.map(encodeURIComponent).join(",")}`}
           aria-disabled={selected.length < 1}
           className={selected.length < 1 ? "muted" : undefined}

@@ -1,0 +1,116 @@
+"""Who may use the UI: loopback only without a token; a token on every API route otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TOKEN, UI, Seeded
+
+from mltrack.errors import ConfigError
+
+PROTECTED = ["/api/summary", "/api/runs", "/api/experiments", "/api/models", "/api/deployments", "/-/plugins.json"]
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_every_api_route_needs_the_token(ui_with_token: UI, path: str) -> None:
+    status, body = ui_with_token.get(path)
+    assert status == 401 and body["error"] == "authentication required"
+
+
+def test_run_data_and_artifacts_need_the_token(ui_with_token: UI, seeded: Seeded) -> None:
+    for path in (
+        f"/api/runs/{seeded.plain_run}",
+        f"/api/runs/{seeded.plain_run}/artifacts",
+        f"/api/runs/{seeded.plain_run}/artifacts/file?path=config.json",
+        f"/api/metrics/history?run_ids={seeded.long_run}&keys=loss",
+    ):
+        assert ui_with_token.get(path)[0] == 401, path
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_the_bearer_token_opens_every_route(ui_with_token: UI, path: str) -> None:
+    status, _ = ui_with_token.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200
+
+
+def test_a_wrong_token_is_refused(ui_with_token: UI) -> None:
+    assert ui_with_token.get("/api/runs", headers={"Authorization": "Bearer wrong-token-123"})[0] == 401
+    assert ui_with_token.get("/api/auth/login", method="POST", body={"token": "wrong-token-123"})[0] == 401
+
+
+def test_login_sets_a_session_cookie_that_is_not_the_token(ui_with_token: UI) -> None:
+    status, headers, _ = ui_with_token.request("/api/auth/login", method="POST", body={"token": TOKEN})
+    assert status == 204
+    cookie = headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert TOKEN not in cookie
+    session = cookie.split(";", 1)[0]
+    assert ui_with_token.get("/api/runs", headers={"Cookie": session})[0] == 200
+    assert ui_with_token.get("/api/runs", headers={"Cookie": "mltrack_ui_session=forged"})[0] == 401
+
+
+def test_pages_load_without_the_token_but_hold_no_data(ui_with_token: UI) -> None:
+    status, _headers, body = ui_with_token.request("/")
+    assert status == 200 and b"<html" in body.lower()
+    assert ui_with_token.get("/api/auth")[1] == {"required": True, "authenticated": False}
+
+
+def test_no_response_carries_the_token(ui_with_token: UI, seeded: Seeded) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path in [*PROTECTED, "/api/auth", f"/api/runs/{seeded.plain_run}", "/"]:
+        _status, headers, body = ui_with_token.request(path, headers=auth)
+        assert TOKEN.encode() not in body, path
+        assert all(TOKEN not in value for value in headers.values()), path
+
+
+def test_without_a_token_only_localhost_host_headers_are_answered(ui: UI) -> None:
+    # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example.
+    assert ui.get("/api/runs", headers={"Host": "evil.example:5050"})[0] == 403
+    assert ui.get("/api/runs", headers={"Host": "localhost:5050"})[0] == 200
+
+
+def test_a_non_loopback_address_without_a_token_is_refused() -> None:
+    from mltrack_ui.app import create_app
+
+    with pytest.raises(ConfigError, match="without authentication"):
+        create_app(host="0.0.0.0")
+    with pytest.raises(ConfigError):
+        create_app(host="192.0.2.10")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_addresses_need_no_token(host: str) -> None:
+    from mltrack_ui.auth import is_loopback
+
+    assert is_loopback(host)
+
+
+def mltrack_ui(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "mltrack"), "ui", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
+
+
+def test_mltrack_ui_on_all_interfaces_without_a_token_exits_with_the_fix(seeded: Seeded) -> None:
+    process = mltrack_ui("--host", "0.0.0.0", "--port", "0", env={"MLTRACK_TRACKING_URI": seeded.uri})
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode != 0
+    assert "without authentication" in output and "MLTRACK_PLUGINS__UI__AUTH_TOKEN" in output
+
+
+def test_a_short_token_is_refused_by_the_settings(seeded: Seeded) -> None:
+    process = mltrack_ui(
+        "--host", "0.0.0.0", env={"MLTRACK_TRACKING_URI": seeded.uri, "MLTRACK_PLUGINS__UI__AUTH_TOKEN": "short"}
+    )
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0 and "auth_token" in output and "at least 8" in output
