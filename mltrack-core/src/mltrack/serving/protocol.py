@@ -299,14 +299,17 @@ def checked_columns(table: _Table, spec: InputSpec, where: str) -> ModelInput:
     """The table's columns checked against a column-based signature."""
     by_name: dict[Any, list[Any]]
     if table.names is None or not spec.named:
-        # positional: rows carry the signature's columns in order
-        if len(table.columns) != len(spec.columns):
+        # positional: rows carry the signature's columns in order (trailing optional ones may be left out)
+        width = len(table.columns)
+        least = max((i + 1 for i, c in enumerate(spec.columns) if c.required), default=0)
+        if not least <= width <= len(spec.columns):
+            expected = f"{len(spec.columns)}" if least == len(spec.columns) else f"{least} to {len(spec.columns)}"
             raise RequestError(
-                f"{where} has rows of {len(table.columns)} values, but the model's signature has "
-                f"{len(spec.columns)} columns ({spec.expected_columns()})",
+                f"{where} has rows of {width} values, but the model's signature has {expected} "
+                f"columns ({spec.expected_columns()})",
                 field=where,
             )
-        by_name = {column.name: values for column, values in zip(spec.columns, table.columns, strict=True)}
+        by_name = {column.name: values for column, values in zip(spec.columns, table.columns, strict=False)}
     else:
         by_name = dict(zip(table.names, table.columns, strict=True))
         missing = [c.name for c in spec.required if c.name not in by_name]
