@@ -4,13 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
-PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain ./mltrack-sagemaker ./mltrack-modal .
+PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain ./mltrack-sagemaker ./mltrack-modal ./mltrack-ui .
 FIXTURES := ./tests/fixtures/mltrack-fixture-plugin ./tests/fixtures/mltrack-fixture-broken
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps venv test test-fast test-isolated lint format type-check dist bench quickstart train deploy test-inference demo status logs kill-all demo-clean clean
+.PHONY: help install system-deps venv ui-build dev test test-fast test-isolated test-ui lint format type-check dist bench quickstart train deploy test-inference demo status logs kill-all demo-clean clean
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,14 +19,33 @@ install: system-deps venv ## Set up everything: Debian packages, .venv, editable
 	$(PIP) install --upgrade pip
 	$(PIP) install $(CONSTRAINTS) -r requirements-dev.txt
 	$(PIP) install $(CONSTRAINTS) $(foreach p,$(PACKAGES) $(FIXTURES),-e $(p))
+	@$(MAKE) --no-print-directory ui-build
 	@$(VENV)/bin/mltrack --version
 
-system-deps: ## Install the Debian packages the tests need (PostgreSQL)
+system-deps: ## Install the Debian packages the tests need (PostgreSQL, Chromium for the UI tests)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgresql: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; fi
 
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
+
+# The UI's front end (Next.js, static export) is built into mltrack-ui's package data.
+FRONTEND := mltrack-ui/frontend
+
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null || \
+	  { echo "Node.js 20 or newer (with npm) is needed to build the UI's front end"; exit 1; }
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	@touch $@
+
+ui-build: $(FRONTEND)/node_modules/.package-lock.json ## Build the UI's front end into mltrack-ui's package data
+	cd $(FRONTEND) && npm run build
+
+dev: ## Start the UI (mltrack ui) on the demo store, training the demo models first if it is empty
+	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
+	$(DEMO_MLTRACK) ui
 
 test: ## Run the whole test suite (sqlite and a real mlflow server on PostgreSQL)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -43,19 +62,24 @@ test-isolated: ## Run each plugin's tests in a venv holding only core + that plu
 	  $$env/bin/python -m pytest -p no:cacheprovider tests/plugins/$$id $(PYTEST_ARGS); \
 	done
 
+test-ui: ## Run the UI's tests (API, auth, and pages in headless Chromium; screenshots in test-artifacts/ui)
+	$(PY) -m pytest tests/plugins/ui $(PYTEST_ARGS)
+
 test-fast: ## Run the tests that need no mlflow server
 	$(PY) -m pytest -m "not server and not slow" $(PYTEST_ARGS)
 
-lint: ## ruff check and format check
+lint: ## ruff check and format check; eslint on the UI's front end
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd $(FRONTEND) && npx --no-install eslint .
 
 format: ## Format and fix lint in place
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-type-check: ## mypy (strict) on every package
+type-check: ## mypy (strict) on every package; tsc (strict) on the UI's front end
 	$(VENV)/bin/mypy
+	cd $(FRONTEND) && npx --no-install tsc --noEmit
 
 dist: ## Build wheels of every package into dist/
 	rm -rf dist && mkdir -p dist
@@ -66,6 +90,7 @@ bench: ## Run the benchmarks (prints ratios against MLflow measured in the same 
 	$(PY) benchmarks/log_overhead.py
 	$(PY) benchmarks/crash_loss.py
 	$(PY) benchmarks/torch_autolog.py
+	$(PY) benchmarks/ui_api.py
 
 quickstart: ## Track a small training job (examples/quickstart.py) on ./mlflow.db
 	$(PY) examples/quickstart.py

@@ -3,64 +3,14 @@ served by uvicorn on 127.0.0.1, and headless Chromium through pytest-playwright.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).parent
-ROOT = HERE.parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "test-artifacts" / "ui"
-SECRET_TEXT = "this file is outside every artifact root"
-
-
-@dataclass
-class Seeded:
-    uri: str
-    experiment_id: str
-    table_runs: list[str]
-    long_run: str
-    plain_run: str
-    artifact_uri: str
-    outside_file: Path
-    long_steps: int
-
-
-def seed(uri: str, folder: Path, long_steps: int = 100_000) -> Seeded:
-    answer = folder / "seeded.json"
-    env = {**os.environ, "MLTRACK_DATA_DIR": str(folder / ".mltrack"), "MLTRACK_TRACKING_URI": uri}
-    result = subprocess.run(
-        [sys.executable, str(HERE / "seed_store.py"), uri, str(answer), str(long_steps)],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    made = json.loads(answer.read_text())
-    outside = folder / "outside-secret.txt"
-    outside.write_text(SECRET_TEXT)
-    return Seeded(
-        uri=uri,
-        experiment_id=made["experiment_id"],
-        table_runs=made["table_runs"],
-        long_run=made["long_run"],
-        plain_run=made["plain_run"],
-        artifact_uri=made["artifact_uri"],
-        outside_file=outside,
-        long_steps=made["long_steps"],
-    )
+from .ui_helpers import CHROMIUM, TOKEN, UI, Seeded, seed, serve
 
 
 @pytest.fixture(scope="session")
@@ -88,42 +38,6 @@ def seeded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         server.stop()
 
 
-class UI:
-    """A running UI app and a tiny HTTP client for it (urllib: no test-only dependency)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def request(
-        self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, body: Any = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
-
-    def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
-        status, _headers, raw = self.request(path, **kwargs)
-        return status, json.loads(raw) if raw else None
-
-    def ok(self, path: str, **kwargs: Any) -> Any:
-        status, body = self.get(path, **kwargs)
-        assert status == 200, (path, status, body)
-        return body
-
-
-def serve(**app_args: Any) -> Any:
-    from mltrack_ui.app import create_app
-    from mltrack_ui.background_server import BackgroundServer
-
-    return BackgroundServer(create_app(**app_args))
-
-
 @pytest.fixture(scope="session")
 def ui(seeded: Seeded) -> Iterator[UI]:
     with serve(tracking_uri=seeded.uri) as server:
@@ -134,9 +48,6 @@ def ui(seeded: Seeded) -> Iterator[UI]:
 def ui_remote(seeded_server: Seeded) -> Iterator[UI]:
     with serve(tracking_uri=seeded_server.uri) as server:
         yield UI(server.url)
-
-
-TOKEN = "correct-horse-battery-staple"
 
 
 @pytest.fixture(scope="session")
@@ -172,8 +83,3 @@ def frontend_built() -> None:
 
     if static_dir() is None:
         pytest.fail("the front end is not built: run `make ui-build` (make install does it)")
-
-
-def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import SECRET_TEXT, UI, Seeded
+
+from .ui_helpers import SECRET_TEXT, UI, Seeded
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, UI, Seeded
 
 from mltrack.errors import ConfigError
+
+from .ui_helpers import TOKEN, UI, Seeded
 
 PROTECTED = ["/api/summary", "/api/runs", "/api/experiments", "/api/models", "/api/deployments", "/-/plugins.json"]
 

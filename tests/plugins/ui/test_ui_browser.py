@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import TOKEN, UI, Seeded, screenshot
+
+from .ui_helpers import TOKEN, UI, Seeded, screenshot
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import UI, serve
+
+from .ui_helpers import UI, serve
 
 SECRET = "s3cret-value-never-shown"
 

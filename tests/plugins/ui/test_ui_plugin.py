@@ -11,9 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import UI, Seeded, serve
 
 import mltrack
+
+from .ui_helpers import UI, Seeded, serve
 
 
 def mltrack_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
-from conftest import UI, Seeded
+
+from .ui_helpers import UI, Seeded
 
 pytestmark = pytest.mark.slow
 

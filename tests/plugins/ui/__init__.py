@@ -1,0 +1,1 @@
+"""The mltrack-ui tests (a package, so its conftest does not shadow tests/conftest.py)."""
