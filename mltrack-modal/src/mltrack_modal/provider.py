@@ -79,14 +79,16 @@ class ModalProvider(DeployProvider):
         url = expected_url(self.modal_settings.workspace, environment, app_name)
         gpu = " or ".join(config.gpu_list()) or "none (CPU only)"
         most = config.max_containers if config.max_containers is not None else "unlimited"
+        shown_url = url or f"https://<workspace>--{app_name}.modal.run"
         actions = [
-            f"build the image: Python {recipe.python_version}, {len(recipe.packages)} pinned pip packages, "
-            f"{', '.join(d.name for d in recipe.shipped)} and the model files of {model.uri} from this machine",
+            f"build the image: Python {recipe.python_version}; pip install {' '.join(recipe.packages) or '(nothing)'}; "
+            f"copy {', '.join(f'{d.name}=={d.version}' for d in recipe.shipped)} and the files of {model.uri} "
+            "from this machine",
             f"deploy the Modal app {app_name!r} (environment {environment or 'default'}) with the ASGI endpoint "
             f"function {FUNCTION_NAME!r} on GPU {gpu}",
             f"scale from {config.min_containers} to {most} containers of {config.concurrency} concurrent requests; "
             f"idle containers stop after {config.scaledown_window} s",
-            f"wait until {url or 'the endpoint'} answers /health",
+            f"wait until {shown_url} answers /health",
         ]
         if replaces is not None:
             old_app = replaces.details.get("app_name")
@@ -111,10 +113,11 @@ class ModalProvider(DeployProvider):
             },
             "secrets": list(config.secrets),
             "image": recipe.describe(),
-            "url": url or f"https://<workspace>--{app_name}.modal.run",
+            "url": shown_url,
         }
         if recipe.warnings:
             resources["warnings"] = list(recipe.warnings)
+            actions.extend(f"note: {warning}" for warning in recipe.warnings)
         return DeployPlan(
             provider=self.name,
             name=name,

@@ -106,7 +106,11 @@ def test_plan_shows_the_image_packages_gpu_scaling_and_the_url(plan: DeployPlan)
     assert [d.split("==")[0] for d in image["from_this_machine"]] == ["mltrack-core", "mltrack-modal"]
     assert image["model_files"].endswith(f"-> {REMOTE_MODEL_DIR}")
     assert resources["url"] == "https://<workspace>--mltrack-churn.modal.run" and plan.url is None
-    assert any("GPU T4" in action for action in plan.actions)
+    # what `mltrack deploy --plan` prints: the steps, naming the packages, the GPU, the scaling and the URL
+    build, deploy, scale, wait = plan.actions[:4]
+    assert f"pip install {' '.join(image['pip'])};" in build and "mltrack-core==" in build
+    assert "GPU T4" in deploy and "from 0 to 3 containers" in scale
+    assert wait == "wait until https://<workspace>--mltrack-churn.modal.run answers /health"
 
 
 def test_with_the_workspace_set_the_plan_knows_the_exact_url(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
