@@ -159,3 +159,19 @@ def test_mltrack_is_staged_with_its_entry_points_so_the_container_finds_its_plug
     )
     version, entry_points = json.loads(result.stdout)
     assert version == mltrack.__version__ and entry_points == ["modal"]
+
+
+def test_the_plugin_that_wrote_the_model_is_shipped_with_it(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mltrack_sklearn", reason="needs the sklearn plugin (not installed beside modal alone)")
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], [1.0, 2.0, 3.0])
+    mltrack.register_model(model, "sk")
+    with modal_cloud(monkeypatch):
+        image = plan_deployment("sk", 1, "modal").resources["image"]
+    assert [d.split("==")[0] for d in image["from_this_machine"]] == [
+        "mltrack-core",
+        "mltrack-modal",
+        "mltrack-sklearn",
+    ]
+    assert any(p.startswith("scikit-learn==") for p in image["pip"])
