@@ -8,6 +8,7 @@ boto3 itself) sends all calls elsewhere, which is how the tests use a local moto
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,7 +82,9 @@ class AwsSession:
                 aws_access_key_id=settings.aws_access_key_id,
                 aws_secret_access_key=_secret(settings.aws_secret_access_key),
                 aws_session_token=_secret(settings.aws_session_token),
-                region_name=region or settings.region,
+                # boto3 reads AWS_DEFAULT_REGION but not AWS_REGION, which AWS CLI v2 and the other SDKs
+                # read first: honour it the same way
+                region_name=region or settings.region or os.environ.get("AWS_REGION") or None,
             )
         except BotoCoreError as exc:  # ProfileNotFound from `profile` or AWS_PROFILE, a broken ~/.aws/config
             raise CredentialsMissingError(f"AWS configuration is unusable: {exc}", hint=CREDENTIALS_HINT) from None

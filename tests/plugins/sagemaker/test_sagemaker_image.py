@@ -1,6 +1,9 @@
 """The serving image: its generated Dockerfile and build context, ``mltrack sagemaker build-image``,
 and (slow, where a Docker daemon runs) a real build whose container serves the model."""
 
+# The fixtures are imported from aws_stand_in; tests name them as parameters (ruff: redefinitions).
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import json
@@ -15,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from aws_stand_in import register_doubling_model
+from aws_stand_in import aws, moto_url, register_doubling_model  # noqa: F401  (fixtures)
 from conftest import run_cli
 from moto_gaps import free_port
 
@@ -151,3 +154,33 @@ def test_docker_build_and_run_serves_the_model_and_stops_on_sigterm(model_dir: P
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=60)
+
+
+def test_build_image_logs_in_to_ecr_creates_the_repository_and_pushes(
+    model_dir: Path, tmp_path: Path, aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECR is moto's; the `docker` command line is a script that records its arguments (no daemon
+    here): what is checked is what MLTrack asks of Docker and of ECR."""
+    calls = tmp_path / "docker-calls"
+    fake = tmp_path / "docker"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = login ] && cat >> {calls} && echo >> {calls}\nexit 0\n')
+    fake.chmod(0o755)
+
+    result = run_cli("sagemaker", "build-image", "my-model", env={"MLTRACK_PLUGINS__SAGEMAKER__DOCKER": str(fake)})
+
+    assert result.returncode == 0, result.stderr
+    remote = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mltrack-serving:my-model-v1"
+    assert result.stdout.strip() == remote
+    checks, lines = [], []
+    for line in calls.read_text().splitlines():
+        (checks if line.startswith("version") else lines).append(line)
+    assert checks  # is a daemon there? asked before anything else
+    local = "mltrack-sagemaker/mltrack-serving:my-model-v1"
+    assert lines[0].startswith(f"build --tag {local} ")
+    assert lines[1] == "login --username AWS --password-stdin https://123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    assert lines[2] == "123456789012-auth-token"  # moto's token, decoded from base64 "AWS:<password>"
+    assert lines[3:] == [f"tag {local} {remote}", f"push {remote}"]
+    import boto3
+
+    repositories = boto3.client("ecr").describe_repositories()["repositories"]
+    assert [r["repositoryName"] for r in repositories] == ["mltrack-serving"]
