@@ -58,7 +58,14 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow
 
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # the Default experiment's artifact root is ./mlruns of the folder the store is created in:
+    # create it in the template's folder, not in the repository
+    here = Path.cwd()
+    os.chdir(path.parent)
+    try:
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    finally:
+        os.chdir(here)
     return path
 
 

@@ -341,14 +341,20 @@ def plan_deployment(
     config: dict[str, Any] | BaseModel | None = None,
     *,
     name: str | None = None,
+    check_credentials: bool = False,
 ) -> DeployPlan:
-    """What ``deploy`` with these arguments would do; creates and records nothing."""
+    """What ``deploy`` with these arguments would do; creates and records nothing.
+
+    A plan needs no credentials (so ``mltrack deploy --plan`` works before they are set up);
+    ``check_credentials=True`` (what ``deploy`` does) also raises ``CredentialsMissingError``.
+    """
     cls = provider_class(provider)
     validated = validate_config(cls, config)
     deployment_name = _check_name(name if name is not None else default_name(model_name))
     instance = get_provider(provider)
     model = _model_ref(model_name, version)
-    instance.check_credentials()
+    if check_credentials:
+        instance.check_credentials()
     previous = _current(f"{provider}/{deployment_name}")
     return instance.plan(model, deployment_name, validated, replaces=previous)
 
@@ -380,7 +386,7 @@ def deploy(
     raises ``DeploymentError`` if it failed, or ``DeployTimeoutError`` after ``timeout`` seconds
     (default: the provider's ``default_timeout_s``), leaving the deployment to finish.
     """
-    plan = plan_deployment(model_name, version, provider, config, name=name)
+    plan = plan_deployment(model_name, version, provider, config, name=name, check_credentials=True)
     instance = get_provider(provider)
     progress = progress or LogProgress()
     record = Deployment(
