@@ -98,6 +98,13 @@ class SageMakerProvider(DeployProvider):
         aws.check_credentials()
         region = aws.require_region()
         account = aws.account_id()
+        if replaces is not None and replaces.details.get("region") not in (None, region):
+            # the core marks the replaced record deleted: its endpoint would run on, billed and forgotten
+            raise DeploymentError(
+                f"{replaces.id} runs in {replaces.details['region']}; deploying it to {region} would leave "
+                "that endpoint running",
+                hint=f"delete it first (`mltrack deployments delete {replaces.id}`) or deploy under another name",
+            )
         bucket = config.bucket or settings.bucket
         key = model_data_key(settings.s3_prefix, model)
         image = config.image_uri or settings.image_uri

@@ -411,3 +411,15 @@ def test_an_image_already_in_ecr_is_used_without_docker(
 
     assert plan.resources["image"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mltrack-serving:my-model-v1"
     assert plan.resources["build_image"] is False
+
+
+def test_moving_a_deployment_to_another_region_is_refused_so_the_old_endpoint_is_not_forgotten(
+    model: str, gaps: SageMakerGaps
+) -> None:
+    deploy(model, provider="sagemaker")
+    with pytest.raises(DeploymentError, match="runs in us-east-1; deploying it to eu-west-1") as caught:
+        deploy(model, provider="sagemaker", config={"region": "eu-west-1"})
+    assert caught.value.hint == (
+        "delete it first (`mltrack deployments delete sagemaker/my-model`) or deploy under another name"
+    )
+    assert get_deployment("sagemaker/my-model").state is DeploymentState.READY
