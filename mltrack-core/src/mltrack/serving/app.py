@@ -42,6 +42,7 @@ JSON = "application/json"
 #: bodies larger than this are parsed on a worker thread, not on the event loop
 PARSE_INLINE_BYTES = 64 * 1024
 SCORING_ROUTES = ("/invocations", "/predict")
+REQUIREMENTS_CHECK_DELAY_S = 1.0
 
 
 def _check_limits(max_batch_size: int, max_wait_ms: float) -> None:
@@ -107,9 +108,21 @@ class ServingState:
         except Exception as exc:
             self.error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             logger.error("mltrack serve: loading the model failed: %s", self.error, exc_info=exc)
-        else:
-            assert self.model is not None
-            logger.info("mltrack serve: %s loaded", self.model.describe())
+            return
+        assert self.model is not None
+        logger.info("mltrack serve: %s loaded", self.model.describe())
+        self.check_requirements()
+
+    def check_requirements(self) -> None:
+        """Warn (in the log) about model requirements this environment does not meet, if the
+        model was loaded without that check; run once the server answers, so not in its way."""
+        from mltrack.serving.loading import requirements_check_owed, warn_requirement_mismatches
+
+        if self.model is not None and requirements_check_owed(self.model.path):
+            try:
+                warn_requirement_mismatches(self.model.path)
+            except Exception as exc:  # a diagnostic: never a reason to stop serving
+                logger.debug("mltrack serve: the requirements check failed: %s", exc)
 
     def not_ready(self) -> Response:
         self.load_in_background()
@@ -221,7 +234,14 @@ def _build(state: ServingState, on_startup: Callable[[], None] | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
+        check = None
+        if state.ready:  # a second after startup: by then the server answers /ping
+            check = asyncio.get_running_loop().call_later(
+                REQUIREMENTS_CHECK_DELAY_S, state.pool.submit, state.check_requirements
+            )
         yield
+        if check is not None:
+            check.cancel()
         await state.close()
 
     app = ServingApp(

@@ -9,6 +9,7 @@ its parent and every worker loads the same local directory.
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.flavours import Flavour, Predictor
+
+logger = logging.getLogger("mltrack.serving")
 
 
 @dataclass
@@ -164,6 +168,58 @@ def locate_model(model: str, version: int | str = "latest") -> ModelLocation:
     return _registered(model, version)
 
 
+def _load_predictor(flavour: Flavour, path: Path) -> Any:
+    """The flavour's predictor for ``path``.
+
+    A flavour that keeps the default loader gets it without MLflow's check of the model's
+    requirements against the installed packages, which reads every installed distribution's
+    metadata (about a second on a full environment) before the model can serve. The server
+    runs the same check once it is up (``warn_requirement_mismatches``).
+    """
+    if type(flavour).load_predictor is not Flavour.load_predictor:
+        return flavour.load_predictor(path)
+    import mlflow.pyfunc
+
+    predictor = Predictor(mlflow.pyfunc.load_model(str(path), suppress_warnings=True), flavour.name)
+    _unchecked.add(path)
+    return predictor
+
+
+#: model directories loaded without MLflow's requirements check (it is still owed)
+_unchecked: set[Path] = set()
+
+
+def requirements_check_owed(path: Path) -> bool:
+    """Whether the model at ``path`` was loaded without its requirements check (asked once)."""
+    if path in _unchecked:
+        _unchecked.discard(path)
+        return True
+    return False
+
+
+def warn_requirement_mismatches(path: Path) -> None:
+    """Log what MLflow's loader would have: model requirements this environment does not
+    meet, and a Python version other than the one the model was saved with."""
+    import platform
+
+    from mlflow.models import Model
+    from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+    requirements = path / "requirements.txt"
+    if requirements.is_file():
+        lines = [line.strip() for line in requirements.read_text().splitlines()]
+        warn_dependency_requirement_mismatches([line for line in lines if line and not line.startswith("#")])
+    saved = (Model.load(str(path / "MLmodel")).flavors.get("python_function") or {}).get("python_version")
+    running = platform.python_version()
+    if saved and saved.split(".")[:2] != running.split(".")[:2]:
+        logger.warning(
+            "mltrack serve: the model was saved with Python %s and is served with Python %s; "
+            "it may not load or behave the same",
+            saved,
+            running,
+        )
+
+
 def load_located(location: ModelLocation) -> ServedModel:
     """Load the model at ``location`` with the flavour that wrote it."""
     from mlflow.models import Model
@@ -171,7 +227,7 @@ def load_located(location: ModelLocation) -> ServedModel:
     from mltrack.models import flavour_of
 
     flavour = flavour_of(location.path)
-    predictor = flavour.load_predictor(location.path)
+    predictor = _load_predictor(flavour, location.path)
     signature = Model.load(str(location.path / "MLmodel")).signature
     return ServedModel(
         name=location.name,
