@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -65,6 +66,8 @@ def create_app(
     store: MlflowStore = get_store(tracking_uri)
     app = FastAPI(title="MLTrack UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(auth_middleware(policy))
+    # JSON pages and the front end's scripts shrink ~5x; matters once the UI is used over a network.
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
 
     @app.exception_handler(MLTrackError)
     async def mltrack_error(request: Request, exc: MLTrackError) -> JSONResponse:
