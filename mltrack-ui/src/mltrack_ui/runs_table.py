@@ -36,6 +36,9 @@ class RunsQuery:
     include_deleted: bool = False
 
     def __post_init__(self) -> None:
+        bad = [e for e in self.experiment_ids if not e.isdigit()]
+        if bad:
+            raise InvalidInputError("experiment_ids", bad, "must be experiment ids (numbers), not names")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise InvalidInputError("page_size", self.page_size, f"must be between 1 and {MAX_PAGE_SIZE}")
         for column in self.columns or []:
