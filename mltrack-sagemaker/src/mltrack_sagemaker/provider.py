@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from mltrack.errors import ConfigError, DeploymentError, InvalidInputError
+from mltrack.errors import ConfigError, CredentialsMissingError, DeploymentError, InvalidInputError
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 from mltrack_sagemaker.aws import AwsSession, aws_errors, error_code, error_message
 from mltrack_sagemaker.config import SageMakerDeploymentConfig, SageMakerSettings
@@ -87,16 +87,20 @@ class SageMakerProvider(DeployProvider):
     # -- plan -------------------------------------------------------------------------------
 
     def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
-        """What would be created. Makes read-only AWS calls only (STS for the account, and
-        DescribeEndpoint / ECR DescribeImages to tell a create from an update and a build)."""
+        """What would be created. With credentials it makes read-only AWS calls (STS for the account,
+        DescribeEndpoint and ECR DescribeImages to tell a create from an update and a build); without
+        them it still answers, with what only AWS can say marked as looked up at deploy time."""
         assert isinstance(config, SageMakerDeploymentConfig)
         settings = self._settings
         role = config.execution_role_arn or settings.execution_role_arn
         if role is None:
             raise ConfigError("SageMaker needs execution_role_arn (the IAM role it runs the model as)", hint=ROLE_HINT)
         aws = self._aws(config.region)
-        aws.check_credentials()
-        region = aws.require_region()
+        try:
+            aws.check_credentials()  # local: rejected credentials still fail below, as they should
+        except CredentialsMissingError as exc:  # deploy checked them first: only a plan gets here
+            return self._offline_plan(model, name, config, role, replaces, why=exc.message)
+        region = aws.require_region()  # credentials but no region: say so before anything is recorded
         account = aws.account_id()
         if replaces is not None and replaces.details.get("region") not in (None, region):
             # the core marks the replaced record deleted: its endpoint would run on, billed and forgotten
@@ -105,8 +109,6 @@ class SageMakerProvider(DeployProvider):
                 "that endpoint running",
                 hint=f"delete it first (`mltrack deployments delete {replaces.id}`) or deploy under another name",
             )
-        bucket = config.bucket or settings.bucket
-        key = model_data_key(settings.s3_prefix, model)
         image = config.image_uri or settings.image_uri
         build_image = False
         if image is None:
@@ -124,6 +126,68 @@ class SageMakerProvider(DeployProvider):
                     "MLTrack for this deployment",
                     hint="deploy under another name (name=...) or delete that endpoint",
                 )
+        return self._plan(
+            model,
+            name,
+            config,
+            role,
+            replaces,
+            region=region,
+            account=account,
+            image=image,
+            build_image=build_image,
+            current_config=existing["EndpointConfigName"] if existing is not None else None,
+        )
+
+    def _offline_plan(
+        self,
+        model: ModelRef,
+        name: str,
+        config: SageMakerDeploymentConfig,
+        role: str,
+        replaces: Deployment | None,
+        *,
+        why: str,
+    ) -> DeployPlan:
+        """The plan without AWS: placeholders for the account (and region), no create/update answer."""
+        region = self._aws(config.region).region or "<region>"
+        account = role.split(":")[4]  # the role's account is the one that will run the endpoint
+        image = config.image_uri or self._settings.image_uri
+        plan = self._plan(
+            model,
+            name,
+            config,
+            role,
+            replaces,
+            region=region,
+            account=account,
+            image=image or ecr_image_uri(account, region, self._settings.ecr_repository, image_tag(model)),
+            build_image=None if image is None else False,
+            current_config=None,
+        )
+        plan.actions.insert(
+            0, f"(planned without AWS: {why}; whether the image and the endpoint exist is found out then)"
+        )
+        plan.resources["offline"] = True
+        return plan
+
+    def _plan(
+        self,
+        model: ModelRef,
+        name: str,
+        config: SageMakerDeploymentConfig,
+        role: str,
+        replaces: Deployment | None,
+        *,
+        region: str,
+        account: str,
+        image: str,
+        build_image: bool | None,
+        current_config: str | None,
+    ) -> DeployPlan:
+        settings = self._settings
+        bucket = config.bucket or settings.bucket
+        key = model_data_key(settings.s3_prefix, model)
         resource = resource_name(name, model.version)
         if config.serverless is not None:
             capacity = (
@@ -135,6 +199,8 @@ class SageMakerProvider(DeployProvider):
         actions = []
         if build_image:
             actions.append(f"build the serving image with Docker and push it to {image}")
+        elif build_image is None:
+            actions.append(f"serve with the image {image} (built with Docker and pushed first if it is not in ECR)")
         else:
             actions.append(f"serve with the image {image}")
         actions += [
@@ -144,9 +210,9 @@ class SageMakerProvider(DeployProvider):
             f"create the SageMaker model {resource} (execution role {role})",
             f"create the endpoint config {resource}: {capacity}, variant {config.variant_name}",
         ]
-        if existing is not None:
+        if current_config is not None:
             actions += [
-                f"update the endpoint {name} to {resource} (its current config {existing['EndpointConfigName']} "
+                f"update the endpoint {name} to {resource} (its current config {current_config} "
                 "serves until the new one is in service)",
                 f"wait up to {config.wait_timeout:.0f} s for InService, then delete the old model and config",
             ]
@@ -164,7 +230,7 @@ class SageMakerProvider(DeployProvider):
             "image": image,
             "build_image": build_image,
             "execution_role_arn": role,
-            "update": existing is not None,
+            "update": current_config is not None,
         }
         if config.serverless is not None:
             resources["serverless"] = config.serverless.model_dump()
@@ -187,6 +253,9 @@ class SageMakerProvider(DeployProvider):
         config = plan.config
         assert isinstance(config, SageMakerDeploymentConfig)
         found = plan.resources
+        if found.get("offline"):  # the core checks credentials before planning a deploy: not reached there
+            self._aws(config.region).check_credentials()
+            raise DeploymentError("this plan was made without AWS credentials; plan again now that they are set")
         aws = self._aws(found["region"])
         # the core waits `default_timeout_s` of the instance that deployed: this deploy's own limit
         self.default_timeout_s = config.wait_timeout

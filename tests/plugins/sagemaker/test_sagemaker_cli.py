@@ -67,3 +67,16 @@ def test_without_credentials_the_cli_prints_one_error_line_and_what_to_set(
     error, hint = result.stderr.strip().splitlines()[-2:]
     assert error == "Error: no AWS credentials found for SageMaker (region: eu-central-1)"
     assert hint.startswith("Hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run `aws conf")
+
+
+def test_plan_works_before_aws_is_set_up_and_says_what_it_could_not_look_up(
+    model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    no_aws_configuration(monkeypatch, tmp_path)
+
+    result = run_cli("deploy", "my-model", "--provider", "sagemaker", "--plan")
+
+    assert result.returncode == 0, result.stderr
+    assert "(planned without AWS: no AWS credentials found for SageMaker (region: not set);" in result.stdout
+    assert "create the endpoint my-model" in result.stdout
+    assert "s3://mltrack-sagemaker-<region>-123456789012/mltrack/my-model/v1/model.tar.gz" in result.stdout

@@ -351,6 +351,7 @@ def test_without_a_region_the_error_says_where_to_set_one(
     with pytest.raises(CredentialsMissingError, match="no AWS region is set for SageMaker") as caught:
         deploy("my-model", provider="sagemaker")
     assert caught.value.hint is not None and "AWS_REGION" in caught.value.hint
+    assert list_deployments() == []
     # the region may come with the deployment instead
     plan = plan_deployment("my-model", provider="sagemaker", config={"region": "us-east-1"})
     assert plan.resources["region"] == "us-east-1"
