@@ -184,3 +184,12 @@ def test_build_image_logs_in_to_ecr_creates_the_repository_and_pushes(
 
     repositories = boto3.client("ecr").describe_repositories()["repositories"]
     assert [r["repositoryName"] for r in repositories] == ["mltrack-serving"]
+
+
+def test_the_plugin_that_wrote_the_model_goes_into_the_image() -> None:
+    from mltrack_sagemaker.image import flavour_distribution
+
+    assert flavour_distribution("python") is None  # the core's own flavour: mltrack-core is always there
+    assert flavour_distribution(None) is None
+    pytest.importorskip("mltrack_sklearn", reason="mltrack-sklearn is not installed beside this plugin")
+    assert flavour_distribution("sklearn") == "mltrack-sklearn"
