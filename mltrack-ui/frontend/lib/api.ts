@@ -1,5 +1,7 @@
 // The one place the app talks to the server. A 401 asks the auth gate to show the login form.
 
+import { takeEarly } from "./earlyFetch";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -25,20 +27,9 @@ export function apiUrl(path: string, query: Query = {}): string {
   return text ? `${path}?${text}` : path;
 }
 
-// Requests started before React hydrates (see `prefetchJson`), taken once by the first matching getJson.
-const early = new Map<string, Promise<Response>>();
-
-/** Start a request now, while the page's scripts are still booting; getJson picks it up. */
-export function prefetchJson(path: string, query: Query = {}): void {
-  const url = apiUrl(path, query);
-  if (!early.has(url)) early.set(url, fetch(url, { credentials: "same-origin" }));
-}
-
 export async function getJson<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
   const url = apiUrl(path, query);
-  const started = early.get(url);
-  early.delete(url);
-  const response = await (started ?? fetch(url, { credentials: "same-origin", signal }));
+  const response = await (takeEarly(url) ?? fetch(url, { credentials: "same-origin", signal }));
   if (response.status === 401) {
     window.dispatchEvent(new Event(AUTH_REQUIRED_EVENT));
   }

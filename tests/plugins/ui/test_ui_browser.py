@@ -74,9 +74,13 @@ def run_names(page: Any) -> list[str]:
 
 
 def test_the_runs_table_filters_and_sorts(page: Any, ui: UI, seeded: Seeded, problems: list[str]) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url) if "/api/runs?" in request.url else None)
     page.goto(f"{ui.url}/runs/?experiment={seeded.experiment_id}")
     page.wait_for_selector("[data-testid=run-row]")
     assert len(run_names(page)) == len(seeded.table_runs) + 2
+    # The inline script's early request is the one the table used: no second fetch of page one.
+    assert len(requested) == 1, requested
 
     page.fill("[data-testid=runs-filter]", "params.lr = '0.1'")
     page.keyboard.press("Enter")

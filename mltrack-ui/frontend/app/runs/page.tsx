@@ -5,13 +5,13 @@ import { useSearchParams } from "next/navigation";
 import { type FormEvent, Suspense, useEffect, useMemo, useState } from "react";
 
 import { ErrorNote, Loading, StatusBadge } from "@/components/Common";
-import { prefetchJson } from "@/lib/api";
+import { RUNS_PAGE_SIZE } from "@/lib/earlyFetch";
 import { RunLink } from "@/components/RunLink";
 import { formatDuration, formatNumber, formatTime, quotedKey } from "@/lib/format";
 import type { Experiment, RunsPage } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
-const PAGE_SIZE = 100;
+const PAGE_SIZE = RUNS_PAGE_SIZE;
 const DEFAULT_VISIBLE = 12;
 let tableMarked = false; // the first render of the table, for the page-view benchmark
 
@@ -26,12 +26,6 @@ function runsQuery(experiment: string, filter: string, order: Order, pageToken: 
     page_token: pageToken,
     columns: chosen === null ? null : chosen.join(","),
   };
-}
-
-// The first page is requested as soon as this module runs, before React hydrates.
-if (typeof window !== "undefined" && window.location.pathname.startsWith("/runs")) {
-  const params = new URLSearchParams(window.location.search);
-  prefetchJson("/api/runs", runsQuery(params.get("experiment") ?? "", params.get("filter") ?? "", null, null, null));
 }
 
 function orderClause(order: Order): string[] {
