@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,26 @@ def test_a_short_token_is_refused_by_the_settings(seeded: Seeded) -> None:
     )
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0 and "auth_token" in output and "at least 8" in output
+
+
+def test_mltrack_ui_on_all_interfaces_with_a_token_enforces_it(seeded: Seeded) -> None:
+    from mltrack.testing.servers import free_port, wait_for_http
+
+    port = free_port()
+    process = mltrack_ui(
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        env={"MLTRACK_TRACKING_URI": seeded.uri, "MLTRACK_PLUGINS__UI__AUTH_TOKEN": TOKEN},
+    )
+    try:
+        # Only loopback traffic: the server listens on every interface, the test talks to 127.0.0.1.
+        ui = UI(f"http://127.0.0.1:{port}")
+        wait_for_http(f"{ui.url}/", timeout=60)
+        assert ui.get("/api/runs")[0] == 401
+        assert ui.get("/-/plugins.json")[0] == 401
+        assert ui.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the whole group goes
+        process.communicate(timeout=30)
