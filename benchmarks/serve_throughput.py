@@ -11,8 +11,11 @@ What is measured, for each server:
 
 * **cold start**: from just before the server process is started until the first ``GET /ping``
   answers 200, polling every 20 ms. Each server is started ``--cold-starts`` times (default 3;
-  each mltrack start gets an empty data dir, so it downloads the model as MLflow does) and the
-  best and the median are reported. Both servers answer ``/ping`` only once the model is loaded.
+  each mltrack start gets an empty data dir, so it downloads the model as MLflow does), the
+  servers taking turns so that a change in the machine's load hits both, and the best and the
+  median are reported, with the CPU seconds the server's processes had used by then (user +
+  system, from /proc; for MLflow the CLI and its uvicorn child), which other load on the
+  machine disturbs less than wall time. Both servers answer ``/ping`` only once the model is loaded.
 * **throughput and latency**: on the last started process, ``wrk`` with ``--connections`` (32)
   connections and ``--threads`` (2) threads posts the same one-row JSON body
   (``{"dataframe_split": {"columns": [...], "data": [[8 floats]]}}``, from a Lua script written to a
@@ -82,6 +85,7 @@ print("SETUP " + json.dumps({{"sample": sample.values.tolist(), "expected": mode
 class Result:
     kind: str
     cold_starts: list[float] = field(default_factory=list)
+    cold_cpu: list[float] = field(default_factory=list)  #: CPU seconds the server used to get ready
     rps: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -102,6 +106,10 @@ class Result:
     @property
     def cold_median(self) -> float | None:
         return statistics.median(self.cold_starts) if self.cold_starts else None
+
+    @property
+    def cold_cpu_median(self) -> float | None:
+        return statistics.median(self.cold_cpu) if self.cold_cpu else None
 
 
 def free_port() -> int:
@@ -141,6 +149,24 @@ def command(kind: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def group_cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        entries = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in entries:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[2] is the process group (5th field of stat)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 class Server:
     """One server process (in its own session, so that MLflow's uvicorn child stops with it)."""
 
@@ -149,16 +175,19 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.started = time.perf_counter()
+        self.cpu_s: float | None = None
         with log.open("w") as out:
             self.proc = subprocess.Popen(
                 command(kind, self.port), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
 
     def wait_ready(self, timeout: float) -> float:
-        """Seconds from start to the first 200 on /ping."""
+        """Seconds from start to the first 200 on /ping (``cpu_s``: CPU seconds the group used by then)."""
         while True:
             if ping(self.url) == 200:
-                return time.perf_counter() - self.started
+                seconds = time.perf_counter() - self.started
+                self.cpu_s = group_cpu_seconds(self.proc.pid)
+                return seconds
             if self.proc.poll() is not None:
                 tail = self.log.read_text().strip().splitlines()[-5:]
                 raise RuntimeError(f"exited {self.proc.returncode}: " + " | ".join(tail))
@@ -167,13 +196,18 @@ class Server:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        """SIGTERM the process group and wait until all of it is gone (MLflow's uvicorn child too)."""
+        deadline = time.perf_counter() + 30
+        sig: int = signal.SIGTERM
+        while True:
             try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            self.proc.poll()  # reap the leader, so that the group can empty
+            sig = signal.SIGKILL if time.perf_counter() > deadline else 0
+            time.sleep(0.05)
+        self.proc.wait(10)
 
 
 LUA = """wrk.method = "POST"
@@ -218,48 +252,75 @@ def parse_wrk(output: str, result: Result) -> None:
     result.requests = int(total.group(1)) if total else None
 
 
-def measure(kind: str, args: argparse.Namespace, tmp: Path, setup: dict[str, Any], log: Any) -> Result:
-    result = Result(kind)
+def environment(kind: str, tmp: Path, attempt: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRACK_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # MLflow runs `uvicorn`
     store = f"sqlite:///{tmp / 'mlflow.db'}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRACK_"))}
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"  # MLflow runs `uvicorn`
-    body = {"dataframe_split": {"columns": FEATURES, "data": setup["sample"]}}
-    script = tmp / "post.lua"
-    server: Server | None = None
+    if kind == "mltrack":  # an empty data dir each time: the model is downloaded, as MLflow downloads it
+        env.update(MLTRACK_TRACKING_URI=store, MLTRACK_DATA_DIR=str(tmp / f"mltrack-data-{attempt}"))
+    else:
+        env.update(MLFLOW_TRACKING_URI=store)
+    return env
+
+
+def cold_start(result: Result, attempt: int, args: argparse.Namespace, tmp: Path, log: Any) -> Server:
+    """Start a server and time it to its first 200 on /ping (one retry if the start fails)."""
+    kind = result.kind
+    env = environment(kind, tmp, attempt)
+    server = Server(kind, env, tmp / f"{kind}-{attempt}.log")
     try:
-        for attempt in range(args.cold_starts):
-            env = dict(base)
-            if kind == "mltrack":
-                env.update(MLTRACK_TRACKING_URI=store, MLTRACK_DATA_DIR=str(tmp / f"mltrack-data-{attempt}"))
-            else:
-                env.update(MLFLOW_TRACKING_URI=store)
-            server = Server(kind, env, tmp / f"{kind}-{attempt}.log")
-            seconds = server.wait_ready(args.timeout)
-            result.cold_starts.append(seconds)
-            log(f"  {LABELS[kind]:<20} cold start {attempt + 1}/{args.cold_starts}: {seconds:.2f} s")
-            if attempt < args.cold_starts - 1:
-                server.stop()
-        assert server is not None
-        answer = post(server.url, body)
-        result.same_answers = answer == {"predictions": setup["expected"]}
-        if not result.same_answers:
-            log(f"  {LABELS[kind]} answered {answer}, expected {setup['expected']}")
-        one_row = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [setup["sample"][0]]}})
-        script.write_text(LUA.format(body=one_row))
-        run_wrk(server.url, script, args, args.warmup, latency=False)
-        output = run_wrk(server.url, script, args, args.duration, latency=True)
-        parse_wrk(output, result)
-        log(
-            f"  {LABELS[kind]:<20} {result.rps:,.0f} req/s  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  "
-            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}"
-        )
-    except Exception as exc:  # report and go on: this is a report, not a test
-        result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log(f"  {LABELS[kind]:<20} FAILED: {exc}")
-    finally:
-        if server is not None:
-            server.stop()
-    return result
+        seconds = server.wait_ready(args.timeout)
+    except RuntimeError as exc:  # e.g. another program took the free port first
+        log(f"  {result.label:<20} start {attempt + 1} failed ({exc}); trying again on another port")
+        server.stop()
+        server = Server(kind, env, tmp / f"{kind}-{attempt}-again.log")
+        seconds = server.wait_ready(args.timeout)
+    result.cold_starts.append(seconds)
+    if server.cpu_s is not None:
+        result.cold_cpu.append(server.cpu_s)
+    cpu = f" ({server.cpu_s:.2f} CPU s)" if server.cpu_s is not None else ""
+    log(f"  {result.label:<20} cold start {attempt + 1}/{args.cold_starts}: {seconds:.2f} s{cpu}")
+    return server
+
+
+def load(result: Result, server: Server, args: argparse.Namespace, tmp: Path, setup: dict[str, Any], log: Any) -> None:
+    """Check the answers, then wrk: a warm-up run and the measured run."""
+    body = {"dataframe_split": {"columns": FEATURES, "data": setup["sample"]}}
+    answer = post(server.url, body)
+    result.same_answers = answer == {"predictions": setup["expected"]}
+    if not result.same_answers:
+        log(f"  {result.label} answered {answer}, expected {setup['expected']}")
+    script = tmp / "post.lua"
+    one_row = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [setup["sample"][0]]}})
+    script.write_text(LUA.format(body=one_row))
+    run_wrk(server.url, script, args, args.warmup, latency=False)
+    parse_wrk(run_wrk(server.url, script, args, args.duration, latency=True), result)
+    log(
+        f"  {result.label:<20} {result.rps:,.0f} req/s  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  "
+        f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}"
+    )
+
+
+def measure(kinds: list[str], args: argparse.Namespace, tmp: Path, setup: dict[str, Any], log: Any) -> list[Result]:
+    """Cold starts alternate between the servers (a change in the machine's load hits both);
+    the last start of each server then takes the load."""
+    results = [Result(kind) for kind in kinds]
+    for attempt in range(args.cold_starts):
+        for result in results:
+            if result.error:
+                continue
+            server: Server | None = None
+            try:
+                server = cold_start(result, attempt, args, tmp, log)
+                if attempt == args.cold_starts - 1:
+                    load(result, server, args, tmp, setup, log)
+            except Exception as exc:  # report and go on: this is a report, not a test
+                result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log(f"  {result.label:<20} FAILED: {exc}")
+            finally:
+                if server is not None:
+                    server.stop()
+    return results
 
 
 def _verdict(ok: bool | None) -> str:
@@ -282,11 +343,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         header_style="bold",
     )
     for name in ("server", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket errors", "requests",
-                 f"cold start s (best / median of {args.cold_starts})", "same answers"):  # fmt: skip
+                 f"cold start s (best / median of {args.cold_starts})", "CPU s to ready", "same answers"):  # fmt: skip
         table.add_column(name, justify="left" if name == "server" else "right")
     for r in results:
         if r.error and r.rps is None:
-            table.add_row(r.label, f"[red]{r.error}[/]", *[""] * 5, _cold(r), "")
+            table.add_row(r.label, f"[red]{r.error}[/]", *[""] * 5, _cold(r), _num(r.cold_cpu_median, ".2f"), "")
             continue
         table.add_row(
             r.label,
@@ -297,6 +358,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             str(r.socket_errors),
             _num(r.requests, ","),
             _cold(r),
+            _num(r.cold_cpu_median, ".2f"),
             "yes" if r.same_answers else "[red]no[/]",
         )
     console.print(table)
@@ -318,6 +380,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     if ours and theirs and ours.cold_best and theirs.cold_best:
         console.print(
             f"  cold start: {_num(cold_ratio, '.2f')}x (median), {ours.cold_best / theirs.cold_best:.2f}x (best)"
+        )
+    if ours and theirs and ours.cold_cpu_median and theirs.cold_cpu_median:
+        console.print(
+            f"  CPU used to get ready: {ours.cold_cpu_median / theirs.cold_cpu_median:.2f}x (median; "
+            "less sensitive than wall time to other load on the machine)"
         )
     clean = ours is not None and ours.non_2xx == 0 and ours.socket_errors == 0 if ours and ours.rps else None
     targets = Table(title="Targets", header_style="bold")
@@ -391,7 +458,7 @@ def main() -> None:
         except Exception as exc:
             log(f"  setup FAILED: {exc}")
             return
-        results = [measure(kind, args, tmp, setup, log) for kind in kinds]
+        results = measure(kinds, args, tmp, setup, log)
     report(results, args)
 
 
