@@ -416,3 +416,12 @@ def test_a_lone_request_waits_at_most_max_wait_ms(doubler: tuple[ServedModel, Pa
     app = create_app(served, max_batch_size=64, max_wait_ms=1)
     assert post_all(app, [{"inputs": {"x": [1.0]}}])[0].json() == {"predictions": [2.0]}
     assert calls_of(calls) == [1]
+
+
+def test_an_app_serves_again_after_its_lifespan_ended(doubler: tuple[ServedModel, Path]) -> None:
+    served, calls = doubler
+    app = create_app(served, max_batch_size=64, max_wait_ms=1)
+    for x in (1.0, 2.0):  # each TestClient runs the app's startup and shutdown on its own event loop
+        with TestClient(app) as client:
+            assert client.post("/invocations", json={"inputs": {"x": [x]}}).json() == {"predictions": [2 * x]}
+    assert calls_of(calls) == [1, 1]

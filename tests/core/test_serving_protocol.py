@@ -154,6 +154,9 @@ def test_optional_columns_may_be_left_out_and_only_batch_with_their_kind(mixed: 
         ({"instances": [[1], {"a": 1}]}, 400, ["mixes"]),
         ({"inputs": {"age": [1, 2], "income": [1.0]}}, 400, ["same length"]),
         ({"inputs": "text"}, 400, ["inputs", "list of rows or an object"]),
+        ({"inputs": []}, 400, ["inputs holds no rows"]),
+        ({"dataframe_split": {"columns": COLUMNS, "data": []}}, 400, ["dataframe_split holds no rows"]),
+        ({"dataframe_records": []}, 400, ["dataframe_records holds no rows"]),
     ],
 )
 def test_malformed_bodies_are_refused_with_what_is_wrong(

@@ -182,10 +182,12 @@ class ServingState:
         await send({"type": "http.response.body", "body": outcome.body})
 
     async def close(self) -> None:
+        """Stop batching (the app may start again: a test client, a restarted lifespan).
+
+        The executors stay: their idle threads cost nothing and exit with the interpreter.
+        """
         if self.batcher is not None:
             await self.batcher.close()
-        self.pool.shutdown(wait=False)
-        self.batch_thread.shutdown(wait=False)
 
     def model_info(self) -> dict[str, Any]:
         model = self.model

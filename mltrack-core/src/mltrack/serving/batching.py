@@ -75,8 +75,8 @@ class MicroBatcher:
 
     def _start(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # first use, or a new event loop (a test client's): queue state belongs to its loop
+        if self._loop is not loop or self._task is None:
+            # first use, a new event loop (a test client's), or after close(): queue state belongs to its loop
             self._loop = loop
             self._pending = deque()
             self._pending_rows = 0

@@ -232,7 +232,14 @@ def _columnar_table(value: dict[str, Any], where: str) -> _Table:
 
 
 def _table(form: str, value: Any, spec: InputSpec) -> _Table:
-    """Any of the four JSON formats as a table of columns."""
+    """Any of the four JSON formats as a table of columns (at least one row)."""
+    table = _any_table(form, value, spec)
+    if table.rows == 0:
+        raise RequestError(f"{form} holds no rows: there is nothing to predict", field=form)
+    return table
+
+
+def _any_table(form: str, value: Any, spec: InputSpec) -> _Table:
     if form == DATAFRAME_SPLIT:
         if not isinstance(value, dict):
             raise RequestError(
@@ -276,6 +283,8 @@ def _table(form: str, value: Any, spec: InputSpec) -> _Table:
         return _records_table(value, form)
     if value and all(type(item) is list for item in value):
         return _rows_table(value, form, None)
+    if not value:
+        return _Table(None, [], 0)
     if any(type(item) in (dict, list) for item in value):
         raise RequestError(f"{form} mixes rows, objects and plain values; send one kind", field=form)
     if spec.kind == "columns" and len(spec.columns) != 1:
