@@ -105,7 +105,8 @@ DEMO_MLTRACK := $(DEMO_ENV) $(VENV)/bin/mltrack
 
 train: ## Train and register the demo models (scikit-learn, PyTorch, LangChain) on the demo store
 	@mkdir -p $(DEMO_DIR)
-	$(DEMO_ENV) $(PY) examples/demo/train.py
+	@# from inside the demo folder: the store's artifact root (./mlruns) is made where it runs
+	cd $(DEMO_DIR) && $(DEMO_ENV) $(abspath $(PY)) $(CURDIR)/examples/demo/train.py
 
 deploy: ## Deploy the demo scikit-learn model (@champion) with the local provider
 	$(DEMO_MLTRACK) deploy demo-sklearn --version champion

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import types
 from importlib import metadata
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ class MemoryConfig(BaseModel):
     fail: bool = False
     fail_while_creating: bool = False
     token: SecretStr | None = None
+    wait_s: float | None = None
 
 
 class MemorySettings(BaseModel):
@@ -83,6 +85,7 @@ class MemoryProvider(DeployProvider):
             actions=[f"create endpoint {name} serving {model.uri}"],
             url=f"memory://{name}",
             replaces=replaces,
+            wait_timeout_s=config.wait_s,
         )
 
     def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
@@ -179,7 +182,7 @@ def test_an_invalid_config_names_every_bad_field_and_creates_nothing(memory_prov
         deploy("churn", provider="memory", config={"replicas": 9, "gpu": "T4", "fail": "maybe"})
     message = str(caught.value)
     assert "replicas = 9" in message and "gpu = 'T4'" in message and "fail = 'maybe'" in message
-    assert "accepts: fail, fail_while_creating, polls_until_ready, replicas, token" in message
+    assert "accepts: fail, fail_while_creating, polls_until_ready, replicas, token, wait_s" in message
     assert memory_provider.steps == [] and list_deployments() == []
 
 
@@ -228,6 +231,14 @@ def test_waiting_times_out_with_a_hint_and_the_record_stays_pending(memory_provi
         deploy("churn", provider="memory", config={"polls_until_ready": 10_000}, timeout=0.05)
     assert caught.value.hint is not None and "mltrack deployments status memory/churn" in caught.value.hint
     assert get_deployment("memory/churn").state is DeploymentState.PENDING
+
+
+def test_a_plan_may_set_how_long_its_deploy_waits(memory_provider: type[MemoryProvider]) -> None:
+    register_model()
+    start = time.monotonic()
+    with pytest.raises(DeployTimeoutError, match="still pending after 0 s"):
+        deploy("churn", provider="memory", config={"polls_until_ready": 10_000, "wait_s": 0.2})
+    assert time.monotonic() - start < memory_provider.default_timeout_s
 
 
 def test_no_wait_returns_the_pending_deployment_and_wait_finishes_it(memory_provider: type[MemoryProvider]) -> None:

@@ -307,7 +307,8 @@ class LogProgress:
         pass
 
 
-def _model_ref(model_name: str, version: int | str) -> ModelRef:
+def resolve_model_ref(model_name: str, version: int | str = "latest") -> ModelRef:
+    """The registered model version a deployment would serve (an unknown one raises, listing what exists)."""
     from mltrack.models import resolve_version
     from mltrack.store import get_store
 
@@ -352,7 +353,7 @@ def plan_deployment(
     validated = validate_config(cls, config)
     deployment_name = _check_name(name if name is not None else default_name(model_name))
     instance = get_provider(provider)
-    model = _model_ref(model_name, version)
+    model = resolve_model_ref(model_name, version)
     if check_credentials:
         instance.check_credentials()
     previous = _current(f"{provider}/{deployment_name}")
@@ -418,7 +419,9 @@ def deploy(
             )
         )
     if wait and not record.state.is_final:
-        limit = timeout if timeout is not None else float(getattr(instance, "default_timeout_s", 600.0))
+        limit = timeout if timeout is not None else plan.wait_timeout_s
+        if limit is None:
+            limit = float(getattr(instance, "default_timeout_s", 600.0))
         record = wait_until_final(record, timeout=limit, progress=progress)
     if wait and record.state is DeploymentState.FAILED:
         raise DeploymentError(

@@ -103,6 +103,9 @@ class DeployPlan:
     url: str | None = None
     #: the deployment of the same name that this one replaces, if any
     replaces: Deployment | None = None
+    #: how long ``deploy`` waits for this deployment to be ready (e.g. from the config's own
+    #: ``wait_timeout``); None: the provider's ``default_timeout_s``. A ``timeout`` argument wins.
+    wait_timeout_s: float | None = None
 
 
 class Progress(Protocol):

@@ -1,12 +1,17 @@
 """MLTrack plugin for Modal: deploy registered models as Modal web endpoints.
 
-Importing this package does not import the Modal SDK; it is imported when a deployment is
-planned, made, inspected or removed.
+Importing this package imports neither the Modal SDK nor pydantic (``mltrack --help`` loads
+every plugin package); they are imported when a deployment is planned, made, inspected or
+removed, or when one of the names below is first used.
 """
 
 from __future__ import annotations
 
-from mltrack_modal.config import ModalDeploymentConfig, ModalSettings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mltrack_modal.config import ModalDeploymentConfig, ModalSettings
+    from mltrack_modal.provider import ModalProvider
 
 __version__ = "0.1.0"
 
@@ -18,4 +23,8 @@ def __getattr__(name: str) -> object:
         from mltrack_modal.provider import ModalProvider
 
         return ModalProvider
+    if name in {"ModalDeploymentConfig", "ModalSettings"}:
+        from mltrack_modal import config
+
+        return getattr(config, name)
     raise AttributeError(f"module 'mltrack_modal' has no attribute {name!r}")

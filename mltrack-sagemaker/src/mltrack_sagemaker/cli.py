@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 
 def _model(name: str, version: str) -> ModelRef:
-    from mltrack.deployments import _model_ref
+    from mltrack.deployments import resolve_model_ref
 
-    return _model_ref(name, int(version) if version.isdigit() else version)
+    return resolve_model_ref(name, int(version) if version.isdigit() else version)
 
 
 class _EchoProgress:

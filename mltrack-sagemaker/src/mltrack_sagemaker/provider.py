@@ -245,6 +245,7 @@ class SageMakerProvider(DeployProvider):
             resources=resources,
             url=invocation_url(region, name),
             replaces=replaces,
+            wait_timeout_s=config.wait_timeout,
         )
 
     # -- deploy -----------------------------------------------------------------------------
@@ -257,8 +258,6 @@ class SageMakerProvider(DeployProvider):
             self._aws(config.region).check_credentials()
             raise DeploymentError("this plan was made without AWS credentials; plan again now that they are set")
         aws = self._aws(found["region"])
-        # the core waits `default_timeout_s` of the instance that deployed: this deploy's own limit
-        self.default_timeout_s = config.wait_timeout
         if found["build_image"]:
             build_and_push(
                 aws,
