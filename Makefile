@@ -22,11 +22,13 @@ install: system-deps venv ## Set up everything: Debian packages, .venv, editable
 	@$(MAKE) --no-print-directory ui-build
 	@$(VENV)/bin/mltrack --version
 
-system-deps: ## Install the Debian packages the tests need (PostgreSQL, Chromium for the UI tests)
+system-deps: ## Install the Debian packages the tests and benchmarks need (PostgreSQL, Chromium, wrk)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgresql: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
 	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; fi
+	@if command -v wrk >/dev/null 2>&1; then echo "wrk: present"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; fi
 
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
