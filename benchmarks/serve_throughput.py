@@ -33,6 +33,7 @@ Needs ``wrk`` on the PATH (Debian package ``wrk``). The machine runs the load ge
 server on the same cores, as a single-host deployment would.
 
 Run:  .venv/bin/python benchmarks/serve_throughput.py [--duration 10] [--cold-starts 3] [--only mltrack]
+      [--cold-only]  (cold starts only: no load, no wrk)
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def measure(kinds: list[str], args: argparse.Namespace, tmp: Path, setup: dict[s
             server: Server | None = None
             try:
                 server = cold_start(result, attempt, args, tmp, log)
-                if attempt == args.cold_starts - 1:
+                if attempt == args.cold_starts - 1 and not args.cold_only:
                     load(result, server, args, tmp, setup, log)
             except Exception as exc:  # report and go on: this is a report, not a test
                 result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -359,7 +360,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             _num(r.requests, ","),
             _cold(r),
             _num(r.cold_cpu_median, ".2f"),
-            "yes" if r.same_answers else "[red]no[/]",
+            "n/a" if r.same_answers is None else "yes" if r.same_answers else "[red]no[/]",
         )
     console.print(table)
     ours = next((r for r in results if r.kind == "mltrack"), None)
@@ -440,12 +441,13 @@ def main() -> None:
     parser.add_argument("--cold-starts", type=int, default=3, help="starts per server (default 3)")
     parser.add_argument("--timeout", type=float, default=180, help="seconds a server may take to start")
     parser.add_argument("--only", choices=sorted(LABELS), action="append", help="measure only this server")
+    parser.add_argument("--cold-only", action="store_true", help="measure cold starts only (no load; wrk not needed)")
     args = parser.parse_args()
 
     def log(message: str) -> None:
         print(message, flush=True)
 
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.cold_only:
         log("wrk is not installed: `sudo apt-get install -y wrk` (Debian package 'wrk'); nothing measured")
         return
     kinds = args.only or ["mltrack", "mlflow"]

@@ -75,6 +75,19 @@ class Flavour(ABC):
 
         return Predictor(mlflow.pyfunc.load_model(str(path)), self.name)
 
+    def load_fast_predictor(self, path: Path, mlmodel: dict[str, Any]) -> Any:
+        """A predictor for serving that loads without importing MLflow, or None (the default:
+        the server then uses ``load_predictor``).
+
+        ``mlmodel`` is the directory's ``MLmodel`` file as a dict. Return None for any model
+        the flavour cannot load exactly as MLflow's ``python_function`` loader would. The
+        predictor's ``predict(inputs, params=None)`` gets a DataFrame whose columns the server
+        has already checked against the signature and built with its types (only offered for
+        signatures of named or positional scalar columns, or none), and must return what
+        MLflow's pyfunc ``predict`` would for it.
+        """
+        return None
+
     @abstractmethod
     def requirements(self, model: Any) -> list[str]:
         """pip requirements needed to load the model (the framework, pinned)."""

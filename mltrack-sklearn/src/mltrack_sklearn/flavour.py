@@ -149,6 +149,13 @@ class SklearnFlavour(Flavour):
 
         return mlflow.sklearn.load_model(str(path))
 
+    def load_fast_predictor(self, path: Path, mlmodel: dict[str, Any]) -> Any:
+        """The model as MLflow's sklearn pyfunc loads it (skops or cloudpickle, with the
+        trusted types the MLmodel names), without importing MLflow; None for anything else."""
+        from mltrack_sklearn.fast import load_fast_predictor
+
+        return load_fast_predictor(path, mlmodel)
+
     def requirements(self, model: Any) -> list[str]:
         requirements = [f"scikit-learn=={_sklearn_version()}"]
         serializer = SKOPS if self.serialization_format == SKOPS and _skops_available() else CLOUDPICKLE

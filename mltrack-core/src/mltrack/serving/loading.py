@@ -220,13 +220,72 @@ def warn_requirement_mismatches(path: Path) -> None:
         )
 
 
+def read_mlmodel(path: Path) -> dict[str, Any]:
+    """The directory's ``MLmodel`` file as a dict (YAML, read as MLflow reads it)."""
+    import yaml
+
+    document = yaml.safe_load((path / "MLmodel").read_text())
+    if not isinstance(document, dict):
+        raise InvalidInputError("model", str(path), "has an MLmodel file that is not a YAML mapping")
+    return document
+
+
+def _flavour_of(mlmodel: dict[str, Any]) -> Flavour:
+    """The flavour that wrote a model (MLTrack's tag, else MLflow's flavour keys), as
+    ``mltrack.models.flavour_of`` finds it, from the MLmodel dict."""
+    from mltrack.models import flavours, get_flavour
+
+    named = (mlmodel.get("metadata") or {}).get("mltrack_flavour")
+    if named:
+        return get_flavour(named)
+    present = mlmodel.get("flavors") or {}
+    for flavour in flavours().values():
+        if flavour.mlflow_flavour and flavour.mlflow_flavour in present:
+            return flavour
+    return get_flavour("python")
+
+
+def _fast_served(location: ModelLocation, flavour: Flavour, mlmodel: dict[str, Any]) -> ServedModel | None:
+    """The model loaded without MLflow, when its flavour offers that and it has a signature
+    the server checks completely itself (scalar columns, no params); else None."""
+    from mltrack.serving.schema import scalar_signature
+
+    if type(flavour).load_fast_predictor is Flavour.load_fast_predictor:
+        return None
+    if mlmodel.get("is_signature_from_type_hint") or mlmodel.get("type_hint_from_example"):
+        return None
+    signature = scalar_signature(mlmodel.get("signature"))
+    if signature is None:  # none, or one MLflow must enforce inside predict
+        return None
+    predictor = flavour.load_fast_predictor(location.path, mlmodel)
+    if predictor is None:
+        return None
+    _unchecked.add(location.path)  # MLflow's requirements check is owed, as on the default path
+    return ServedModel(
+        name=location.name,
+        version=location.version,
+        flavour=flavour.name,
+        signature=signature,
+        predictor=predictor,
+        path=location.path,
+        batchable=bool(getattr(flavour, "batchable", False)),
+    )
+
+
 def load_located(location: ModelLocation) -> ServedModel:
-    """Load the model at ``location`` with the flavour that wrote it."""
+    """Load the model at ``location`` with the flavour that wrote it.
+
+    A flavour's fast loader (``Flavour.load_fast_predictor``) is tried first: it loads
+    without importing MLflow, which is a second or more of a server's cold start. The
+    signature then comes from the MLmodel file as JSON (``schema.scalar_signature``).
+    """
+    mlmodel = read_mlmodel(location.path)
+    flavour = _flavour_of(mlmodel)
+    fast = _fast_served(location, flavour, mlmodel)
+    if fast is not None:
+        return fast
     from mlflow.models import Model
 
-    from mltrack.models import flavour_of
-
-    flavour = flavour_of(location.path)
     predictor = _load_predictor(flavour, location.path)
     signature = Model.load(str(location.path / "MLmodel")).signature
     return ServedModel(

@@ -209,8 +209,73 @@ def _column(spec: Any, position: int) -> Column:
     return Column(name, label, required, np.dtype("object"), _unchecked)
 
 
+class JsonSchema:
+    """One part of a signature as the MLmodel file stores it (a list of column or tensor
+    dicts); ``to_dict`` gives them back as MLflow's ``Schema.to_dict`` would."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [dict(item) for item in self.items]
+
+
+@dataclass(frozen=True)
+class JsonSignature:
+    """A model signature read from the MLmodel file without MLflow, for signatures whose
+    inputs are scalar columns only (``scalar_signature`` makes one). Serves the same
+    checks and the same ``/metadata`` as MLflow's ``ModelSignature``."""
+
+    inputs: JsonSchema
+    outputs: JsonSchema | None
+    params: JsonSchema | None = None
+
+
+def scalar_signature(document: Any) -> JsonSignature | None:
+    """The ``signature`` entry of an MLmodel dict as a ``JsonSignature``, or None when it is
+    not one this module checks completely without MLflow: inputs that are named (or all
+    unnamed) scalar columns of the types in ``_SCALARS``, and no params."""
+    import json
+
+    if not isinstance(document, dict) or document.get("params"):
+        return None
+    try:
+        inputs = json.loads(document["inputs"]) if document.get("inputs") else None
+        outputs = json.loads(document["outputs"]) if document.get("outputs") else None
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(inputs, list) or not inputs or not isinstance(outputs, (list, type(None))):
+        return None
+    if not all(isinstance(item, dict) and item.get("type") in _SCALARS for item in inputs):
+        return None
+    names = [item.get("name") for item in inputs]
+    if any(name is not None and not isinstance(name, str) for name in names):
+        return None
+    if None in names and any(name is not None for name in names):
+        return None
+    if not all(isinstance(item.get("required", True), bool) for item in inputs):
+        return None
+    return JsonSignature(JsonSchema(inputs), JsonSchema(outputs) if outputs is not None else None)
+
+
+def _compile_json(signature: JsonSignature) -> InputSpec:
+    columns = []
+    for position, item in enumerate(signature.inputs.items):
+        type_name = item["type"]
+        dtype, check, _ = _SCALARS[type_name]
+        name = item.get("name")
+        columns.append(
+            Column(name if name is not None else position, type_name, bool(item.get("required", True)), dtype, check)
+        )
+    named = all(item.get("name") is not None for item in signature.inputs.items)
+    return InputSpec("columns", columns=tuple(columns), named=named)
+
+
 def compile_signature(signature: Any) -> InputSpec:
-    """The ``InputSpec`` of an MLflow ``ModelSignature`` (or None: anything goes)."""
+    """The ``InputSpec`` of an MLflow ``ModelSignature`` or a ``JsonSignature`` (or None:
+    anything goes)."""
+    if isinstance(signature, JsonSignature):
+        return _compile_json(signature)
     schema = getattr(signature, "inputs", None)
     if schema is None or not getattr(schema, "inputs", None):
         return InputSpec("any")
