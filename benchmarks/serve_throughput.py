@@ -32,8 +32,12 @@ median cold start is ≤ 0.5x MLflow's.
 Needs ``wrk`` on the PATH (Debian package ``wrk``). The machine runs the load generator and the
 server on the same cores, as a single-host deployment would.
 
+``--from-directory`` gives both servers the model's folder (downloaded once, before any timing)
+instead of the registry URI: how the ``local`` provider, the SageMaker container (``/opt/ml/model``)
+and the Modal image start, with no registry lookup in the cold start.
+
 Run:  .venv/bin/python benchmarks/serve_throughput.py [--duration 10] [--cold-starts 3] [--only mltrack]
-      [--cold-only]  (cold starts only: no load, no wrk)
+      [--cold-only]  (cold starts only: no load, no wrk)  [--from-directory]
 """
 
 from __future__ import annotations
@@ -141,11 +145,16 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+#: what both servers are given: the registry URI, or (``--from-directory``) the model's folder
+served: dict[str, str] = {"model": MODEL_URI}
+
+
 def command(kind: str, port: int) -> list[str]:
+    model = served["model"]
     if kind == "mltrack":
-        return [venv_bin("mltrack"), "serve", MODEL_URI, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        return [venv_bin("mltrack"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     return [
-        venv_bin("mlflow"), "models", "serve", "-m", MODEL_URI, "--env-manager", "local",
+        venv_bin("mlflow"), "models", "serve", "-m", model, "--env-manager", "local",
         "-h", "127.0.0.1", "-p", str(port), "-w", "1",
     ]  # fmt: skip
 
@@ -442,6 +451,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180, help="seconds a server may take to start")
     parser.add_argument("--only", choices=sorted(LABELS), action="append", help="measure only this server")
     parser.add_argument("--cold-only", action="store_true", help="measure cold starts only (no load; wrk not needed)")
+    parser.add_argument(
+        "--from-directory",
+        action="store_true",
+        help="both servers serve the model's downloaded folder instead of models:/bench/1 (no registry lookup)",
+    )
     args = parser.parse_args()
 
     def log(message: str) -> None:
@@ -460,6 +474,14 @@ def main() -> None:
         except Exception as exc:
             log(f"  setup FAILED: {exc}")
             return
+        if args.from_directory:
+            import mlflow.artifacts
+
+            folder_path = mlflow.artifacts.download_artifacts(
+                artifact_uri=MODEL_URI, dst_path=str(tmp / "model-dir"), tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"
+            )
+            served["model"] = str(Path(folder_path).resolve())
+            log(f"  both servers serve the folder {served['model']}")
         results = measure(kinds, args, tmp, setup, log)
     report(results, args)
 

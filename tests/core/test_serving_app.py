@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,7 +265,13 @@ def test_a_model_loads_by_name_version_alias_uri_and_directory(churn: ServedMode
         assert served.flavour == "sklearn" and served.batchable, model
         assert served.predictor.predict(sample).tolist() == expected, model
     assert load_served_model("models:/churn/1").name == "churn"
-    assert load_served_model(str(churn.path)).name is None
+    # a folder of MLTrack's model cache knows which registry version it is; a copy of the
+    # model's files elsewhere (without the cache record) does not
+    cached = load_served_model(str(churn.path))
+    assert (cached.name, cached.version) == ("churn", "1")
+    copy = churn.path.parent / "copy"
+    shutil.copytree(churn.path, copy, ignore=shutil.ignore_patterns("mltrack-model.json"))
+    assert load_served_model(str(copy)).name is None
     assert run_uri  # the registry points at the run's artifacts
 
 

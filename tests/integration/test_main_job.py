@@ -54,7 +54,7 @@ def test_make_demo_trains_deploys_and_answers_then_cleans_up(tmp_path: Path) -> 
     status = make("status", demo_dir=demo_dir)
     assert status.returncode == 0 and "ready" in status.stdout, status.stdout + status.stderr
     logs = make("logs", demo_dir=demo_dir)
-    assert logs.returncode == 0 and "mltrack serve demo-sklearn" in logs.stdout, logs.stdout + logs.stderr
+    assert logs.returncode == 0 and "model 'demo-sklearn' v1" in logs.stdout, logs.stdout + logs.stderr
     pid = json.loads((demo_dir / "state" / "deployments" / "local" / "demo-sklearn.json").read_text())["pid"]
 
     assert make("kill-all", demo_dir=demo_dir).returncode == 0

@@ -1,6 +1,7 @@
 """The ``local`` deploy provider: the serving app as a background process on this machine.
 
-``deploy`` starts ``python -m mltrack serve <model> --version N`` in its own session on
+``deploy`` downloads the model version into MLTrack's model cache and starts
+``python -m mltrack serve <that directory>`` in its own session on
 127.0.0.1 (a free port unless ``port`` is given), with its output in a log file, and returns
 once ``/health`` answers (or raises, with the log's last lines, after stopping the process).
 A redeploy of the same name starts the new server first and stops the old one after the new
@@ -76,7 +77,7 @@ class LocalProvider(DeployProvider):
         where = f"{config.host}:{config.port}" if config.port else f"{config.host}:<free port>"
         actions = [
             f"download {model.uri} into the local model cache",
-            f"start `mltrack serve {model.name} --version {model.version}` on {where} "
+            f"start `mltrack serve` on {where} for {model.name} v{model.version} "
             f"({config.workers} worker{'s' if config.workers > 1 else ''})",
             "wait for /health to answer",
         ]
@@ -105,7 +106,8 @@ class LocalProvider(DeployProvider):
             and replaced.details.get("host") == socket.gethostname()
         )
         progress.step(f"downloading {plan.model.uri}")
-        plan.model.download()
+        # served from the local model cache: the server starts without asking the registry
+        model_dir = plan.model.download()
         if replaced is not None and stop_first:
             progress.step(f"stopping {replaced.id} (it holds port {config.port})")
             self._stop(replaced.details, progress)
@@ -120,9 +122,7 @@ class LocalProvider(DeployProvider):
             "-m",
             "mltrack",
             "serve",
-            plan.model.name,
-            "--version",
-            str(plan.model.version),
+            str(model_dir),
             "--host",
             config.host,
             "--port",
@@ -212,7 +212,8 @@ class LocalProvider(DeployProvider):
         if healthy is True:
             return DeploymentStatus(DeploymentState.READY, deployment.url, "serving")
         started = float(details.get("started_at", 0))
-        if time.time() - started < float(details.get("startup_timeout_s", 120)):
+        starting = time.time() - started < float(details.get("startup_timeout_s", 120))
+        if deployment.state is DeploymentState.PENDING and starting:  # a server that was ready is not "starting"
             return DeploymentStatus(DeploymentState.PENDING, deployment.url, "starting")
         return DeploymentStatus(
             DeploymentState.FAILED, deployment.url, f"the server process runs but /health fails: {healthy}"

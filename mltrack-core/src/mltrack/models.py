@@ -254,24 +254,57 @@ def resolve_version(name: str, version: int | str = "latest") -> ModelVersion:
     return client.get_model_version(name, str(aliases[alias]))
 
 
+#: written beside a downloaded model version: which store and version the files are
+CACHE_RECORD = "mltrack-model.json"
+
+
+def _cache_record(version: ModelVersion, store_key: str) -> dict[str, Any]:
+    # the store by a hash of its URI: a URI may hold a password, and model folders get shipped
+    return {
+        "name": version.name,
+        "version": str(version.version),
+        "source": str(version.source),
+        "created": int(version.creation_timestamp or 0),
+        "store": store_key,
+    }
+
+
 def _download(version: ModelVersion) -> Path:
+    """The local directory of a registered model version, downloaded once per store.
+
+    The cache is keyed by the store and checked against the version's source and creation
+    time, so a model deleted and registered again under the same name and number (or the
+    same name in another store) is never served from stale files.
+    """
+    import hashlib
+    import json
+
     import mlflow.artifacts
 
     from mltrack.config import get_settings
 
-    target = Path(get_settings().data_dir) / "models" / version.name / str(version.version)
-    if (target / "MLmodel").is_file():
-        return target
+    tracking_uri = get_store().tracking_uri
+    store_key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
+    target = Path(get_settings().data_dir) / "models" / store_key / version.name / str(version.version)
+    record = _cache_record(version, store_key)
+    try:
+        if (target / "MLmodel").is_file() and json.loads((target / CACHE_RECORD).read_text()) == record:
+            return target
+    except (OSError, ValueError):
+        pass  # no or unreadable record: download again
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=version.source, dst_path=tmp, tracking_uri=get_store().tracking_uri
-            )
+            mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=tracking_uri)
         )
         if not (local / "MLmodel").is_file():
             raise ModelNotFoundError(f"model {version.name} v{version.version} at {version.source} has no MLmodel")
-        local.rename(target) if not target.exists() else None
+        (local / CACHE_RECORD).write_text(json.dumps(record))
+        if target.exists():  # stale files of another model under this name and number
+            import shutil
+
+            shutil.rmtree(target)
+        local.rename(target)
     return target
 
 

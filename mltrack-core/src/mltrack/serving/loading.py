@@ -120,6 +120,20 @@ def _download_uri(uri: str, cache_key: str) -> Path:
     return target
 
 
+def _with_registry_name(path: Path) -> ModelLocation:
+    """A model directory, named as the registry version it was downloaded from (MLTrack's model
+    cache records that beside the files: the local provider serves from the cache)."""
+    import json
+
+    from mltrack.models import CACHE_RECORD
+
+    try:
+        record = json.loads((path / CACHE_RECORD).read_text())
+        return ModelLocation(path, str(record["name"]), str(record["version"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return ModelLocation(path)
+
+
 def _registered(name: str, version: int | str) -> ModelLocation:
     from mltrack.models import _download, resolve_version
 
@@ -145,7 +159,7 @@ def locate_model(model: str, version: int | str = "latest") -> ModelLocation:
     if local is not None:
         if explicit:
             raise InvalidInputError("version", version, f"cannot be used with a model directory ({model})")
-        return ModelLocation(local)
+        return _with_registry_name(local)
     if model.startswith("runs:/"):
         if explicit:
             raise InvalidInputError("version", version, f"cannot be used with a runs:/ URI ({model})")
