@@ -475,11 +475,12 @@ def main() -> None:
             log(f"  setup FAILED: {exc}")
             return
         if args.from_directory:
+            import mlflow
             import mlflow.artifacts
 
-            folder_path = mlflow.artifacts.download_artifacts(
-                artifact_uri=MODEL_URI, dst_path=str(tmp / "model-dir"), tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"
-            )
+            mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+            mlflow.set_registry_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+            folder_path = mlflow.artifacts.download_artifacts(artifact_uri=MODEL_URI, dst_path=str(tmp / "model-dir"))
             served["model"] = str(Path(folder_path).resolve())
             log(f"  both servers serve the folder {served['model']}")
         results = measure(kinds, args, tmp, setup, log)
