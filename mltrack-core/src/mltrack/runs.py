@@ -541,6 +541,7 @@ def _after_fork_in_child() -> None:
     _attached.clear()  # re-attached on next use, with a spool of this process's own
     _writer_lock = threading.Lock()
     _process_lock = threading.RLock()
+    _reset_module_locks()
     from mltrack.store import after_fork_in_child
 
     after_fork_in_child()
@@ -555,6 +556,22 @@ def _after_fork_in_child() -> None:
         print(f"mltrack: tracking in forked process {os.getpid()} is unavailable: {exc}", file=sys.stderr)
         for run in _process_runs:
             run.spool = None
+
+
+def _reset_module_locks() -> None:
+    """Fresh locks for the child: a lock another thread of the parent (the writer) held at
+    the moment of the fork stays held forever in the child, whose copy of that thread is
+    gone, and the child's first use of it would hang (seen as a worker's exit flush timing
+    out under load). Only one thread runs in the child here, so replacing them is safe."""
+    from mltrack import config, experiments, plugins, store
+
+    config._lock = threading.Lock()
+    experiments._lock = threading.Lock()
+    plugins._manager_lock = threading.Lock()
+    store._stores_lock = threading.Lock()
+    manager = plugins._manager
+    if manager is not None:
+        manager._lock = threading.RLock()
 
 
 class _ForkToken:
