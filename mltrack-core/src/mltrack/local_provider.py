@@ -22,15 +22,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mltrack.errors import DeploymentError, InvalidInputError
+from mltrack.errors import DeploymentError
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
+from mltrack.serving.client import check_health, invoke
 
 if TYPE_CHECKING:
     from mltrack.deployments import Deployment
@@ -222,24 +221,7 @@ class LocalProvider(DeployProvider):
     def predict(self, deployment: Deployment, payload: dict[str, Any]) -> Any:
         if not deployment.url:
             raise DeploymentError(f"deployment {deployment.id} has no URL (state {deployment.state})")
-        body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            f"{deployment.url}/invocations", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            message = _error_message(exc.read())
-            if 400 <= exc.code < 500:
-                raise InvalidInputError("data", payload, f"was refused by {deployment.id}: {message}") from None
-            raise DeploymentError(f"{deployment.id} answered {exc.code}: {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise DeploymentError(
-                f"{deployment.id} at {deployment.url} does not answer: {getattr(exc, 'reason', exc)}",
-                hint=f"check `mltrack deployments status {deployment.id}`",
-            ) from None
-        return answer.get("predictions", answer) if isinstance(answer, dict) else answer
+        return invoke(deployment.id, deployment.url, payload, timeout=60)
 
     def logs(self, deployment: Deployment, *, tail: int = 100) -> list[str]:
         log_file = deployment.details.get("log_file")
@@ -366,23 +348,8 @@ def _is_our_server(details: dict[str, Any]) -> bool:
 
 def _health(url: str) -> bool | str:
     """True when ``url``/health answers 200, else a short reason."""
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=HEALTH_TIMEOUT_S) as response:
-            return True if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return str(getattr(exc, "reason", exc))
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.decode(errors="replace").strip()[:500]
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("detail") or data)
-    return str(data)
+    health = check_health(url, HEALTH_TIMEOUT_S)
+    return True if health.ok else health.reason
 
 
 def _tail(path: Path, lines: int) -> list[str]:

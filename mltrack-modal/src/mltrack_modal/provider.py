@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import DeploymentError
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
+from mltrack.serving.client import check_health, invoke
 from mltrack_modal.config import ModalDeploymentConfig, ModalSettings
 from mltrack_modal.credentials import client_for, has_credentials, missing_credentials, modal_errors
-from mltrack_modal.endpoint import check_health, invoke
 from mltrack_modal.image import image_recipe, stage_distributions
 from mltrack_modal.modal_app import (
     FUNCTION_NAME,

@@ -1,4 +1,9 @@
-"""HTTP to a deployed endpoint: health checks and scoring requests (Modal web endpoints are plain HTTPS)."""
+"""HTTP to a running serving app: health checks and scoring requests.
+
+Every provider whose deployment is the serving app behind a URL (``local``; Modal's web
+endpoints are plain HTTPS) talks to it through these two functions, so requests and the
+errors they turn into are the same everywhere. Standard library only: no import cost.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ class Health:
     @property
     def ok(self) -> bool:
         return self.status == 200
+
+    @property
+    def reason(self) -> str:
+        """Why it is not healthy, in a few words ("HTTP 503", "Connection refused")."""
+        return f"HTTP {self.status}" if self.status is not None else self.detail
 
 
 def check_health(url: str, timeout: float) -> Health:
