@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -170,3 +172,81 @@ def test_the_cli_deploys_lists_predicts_and_deletes(churn: str) -> None:
     assert deleted.returncode == 0, deleted.stderr
     status = run_cli("deployments", "status", "local/churn")
     assert status.returncode == 1 and "deleted" in status.stdout
+
+
+def group_processes(pgid: int) -> set[int]:
+    """The live (not zombie) processes of process group ``pgid``, as ``ps`` sees them."""
+    listing = subprocess.run(
+        ["ps", "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="], capture_output=True, text=True, check=True
+    ).stdout
+    found = set()
+    for line in listing.splitlines():
+        pid, group, state = line.split()[:3]
+        if int(group) == pgid and not state.startswith("Z"):
+            found.add(int(pid))
+    return found
+
+
+def answers(port: int) -> bool:
+    """Whether anything accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_two_deploys_of_one_name_at_once_leave_one_server_and_delete_stops_it(churn: str) -> None:
+    command = [str(Path(sys.executable).parent / "mltrack"), "deploy", churn, "--json", "--timeout", "90"]
+    deploys = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=240) for process in deploys]
+    assert [process.returncode for process in deploys] == [0, 0], [err[-2000:] for _, err in outputs]
+    started = [json.loads(out)["details"] for out, _ in outputs]
+    recorded = get_deployment("local/churn")
+    # the deploy that came second replaced the first, as a redeploy does
+    assert [s["pid"] for s in started if group_processes(s["pid"])] == [recorded.details["pid"]]
+    assert [answers(s["port"]) for s in started].count(True) == 1
+    assert recorded.delete().state is DeploymentState.DELETED
+    assert [group_processes(s["pid"]) for s in started] == [set(), set()]
+    assert not any(answers(s["port"]) for s in started)
+
+
+def test_a_deploy_waits_for_the_lock_of_its_name_and_gives_up_with_a_clear_error(churn: str) -> None:
+    lock_file = Path(os.environ["MLTRACK_DATA_DIR"]) / "deployments" / "local" / "churn.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(DeploymentError, match="another deploy or delete of local/churn"):
+            deploy(churn, timeout=0.5)
+        assert time.monotonic() - started < 10
+    assert list_deployments() == [] and LocalProvider().list() == []  # nothing recorded, nothing started
+
+
+def test_a_multi_worker_server_whose_supervisor_was_killed_still_serves_and_delete_stops_its_workers(
+    churn: str,
+) -> None:
+    deployment = deploy(churn, config={"workers": 2, "startup_timeout_s": 60})
+    pgid, port = deployment.details["pid"], deployment.details["port"]
+    deadline = time.monotonic() + 30
+    while len(group_processes(pgid) - {pgid}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # ready means one worker answers; the other may still be loading
+    assert len(group_processes(pgid) - {pgid}) >= 2
+    os.kill(pgid, signal.SIGKILL)  # the supervisor alone
+    os.waitpid(pgid, 0)  # it is this process's child: reap it
+    assert answers(port)  # its workers still hold the socket and serve
+    assert deployment.predict({"a": [1.0], "b": [2.0]}) == [3.0]
+    refreshed = deployment.refresh()
+    assert refreshed.state is DeploymentState.READY, refreshed.message
+    assert f"supervisor (pid {pgid}) is gone" in refreshed.message
+    assert deployment.delete().state is DeploymentState.DELETED
+    assert group_processes(pgid) == set()
+    assert not answers(port)
+
+
+def test_a_status_read_before_a_redeploy_does_not_overwrite_the_redeploys_record(churn: str) -> None:
+    first = deploy(churn)
+    stale = get_deployment("local/churn")
+    second = deploy(churn)  # replaces the first server
+    assert stale.refresh().state is DeploymentState.FAILED  # what was read is gone...
+    current = get_deployment("local/churn")
+    assert current.details["pid"] == second.details["pid"] != first.details["pid"]  # ...but the record is not
+    assert current.refresh().state is DeploymentState.READY

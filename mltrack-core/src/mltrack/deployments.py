@@ -10,16 +10,26 @@ details) plus the marker tag ``mltrack.deployed``. So the registry shows what ea
 serves, and ``mltrack deployments list``, the UI and any other machine using the same
 tracking server find them, with plain MLflow as the only dependency. Secrets never reach a
 record: the config is stored as pydantic dumps it, with ``SecretStr`` values masked.
+
+Deploys and deletes of one id on one machine take turns: each holds an inter-process lock
+(``flock`` on ``<data_dir>/deployments/<provider>/<name>.lock``) from reading the current
+record to recording what the provider did, so a second one sees the first's result and
+replaces or deletes it instead of racing it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -41,6 +51,9 @@ from mltrack.providers import (
     validate_provider,
 )
 
+if sys.platform != "win32":
+    import fcntl
+
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
@@ -54,6 +67,7 @@ KNOWN_PROVIDER_PLUGINS = {"modal": "modal", "sagemaker": "sagemaker", "local": N
 MAX_RECORD_CHARS = 5000
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_POLL_S = 1.0
+LOCK_POLL_S = 0.05
 
 
 def _now() -> str:
@@ -294,6 +308,72 @@ def get_deployment(deployment_id: str) -> Deployment:
     raise DeploymentNotFoundError(f"no deployment {deployment_id!r}", hint=f"deployments: {shown}")
 
 
+# -- one deploy or delete of an id at a time -------------------------------------------------
+
+
+def lock_path(provider: str, name: str) -> Path:
+    """The lock file of ``<provider>/<name>`` (next to the local provider's own files)."""
+    from mltrack.config import get_settings
+
+    return Path(get_settings().data_dir) / "deployments" / provider / f"{name}.lock"
+
+
+@contextmanager
+def deployment_lock(provider: str, name: str, *, timeout: float, action: str) -> Iterator[None]:
+    """Hold the inter-process lock of ``<provider>/<name>``, waiting up to ``timeout`` seconds.
+
+    ``flock`` rather than a lock file that exists or not: the kernel drops it when its
+    holder dies, so a killed ``mltrack deploy`` never leaves the name locked. The file
+    itself stays (removing it would let two processes lock two different files). It
+    names the holder, for the error of the one that gives up waiting.
+    """
+    with _locked(provider, name, timeout=timeout, action=action) as held:
+        if not held:
+            path = lock_path(provider, name)
+            raise DeploymentError(
+                f"another deploy or delete of {provider}/{name} ({_lock_holder(path)}) still runs after "
+                f"{timeout:g} s of waiting for it; nothing was changed",
+                hint=f"let it finish (`mltrack deployments status {provider}/{name} --wait`) "
+                f"and try again, or wait longer with --timeout; lock file: {path}",
+            )
+        yield
+
+
+@contextmanager
+def _locked(provider: str, name: str, *, timeout: float, action: str) -> Iterator[bool]:
+    """The lock of ``<provider>/<name>`` if it comes within ``timeout`` seconds: yields whether it did."""
+    if sys.platform == "win32":  # no flock; the local provider (process groups) is POSIX-only anyway
+        yield True
+        return
+    path = lock_path(provider, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(LOCK_POLL_S)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{action} by pid {os.getpid()} since {_now()}\n".encode(), 0)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "holder unknown"
+
+
 # -- deploying ------------------------------------------------------------------------------
 
 
@@ -386,13 +466,36 @@ def deploy(
     is created. With ``wait`` (the default) the call returns once the deployment is ready and
     raises ``DeploymentError`` if it failed, or ``DeployTimeoutError`` after ``timeout`` seconds
     (default: the provider's ``default_timeout_s``), leaving the deployment to finish.
+
+    While another deploy or delete of the same id runs on this machine, the call waits for
+    it (up to ``timeout`` too) and then replaces what it left, as a redeploy does.
     """
-    plan = plan_deployment(model_name, version, provider, config, name=name, check_credentials=True)
-    instance = get_provider(provider)
+    cls = provider_class(provider)
+    validate_config(cls, config)  # refused at once, not after waiting for the lock
+    deployment_name = _check_name(name if name is not None else default_name(model_name))
+    lock_timeout = timeout if timeout is not None else float(getattr(cls, "default_timeout_s", 600.0))
     progress = progress or LogProgress()
+    with deployment_lock(provider, deployment_name, timeout=lock_timeout, action="deploy"):
+        # planned under the lock: `replaces` is whatever the previous holder recorded
+        plan = plan_deployment(model_name, version, provider, config, name=deployment_name, check_credentials=True)
+        instance = get_provider(provider)
+        record = _deploy_and_record(instance, plan, progress)
+    if wait and not record.state.is_final:
+        limit = timeout if timeout is not None else plan.wait_timeout_s
+        if limit is None:
+            limit = float(getattr(instance, "default_timeout_s", 600.0))
+        record = wait_until_final(record, timeout=limit, progress=progress)
+    if wait and record.state is DeploymentState.FAILED:
+        raise DeploymentError(
+            f"deployment {record.id} failed: {record.message}", hint=f"see `mltrack deployments logs {record.id}`"
+        )
+    return record
+
+
+def _deploy_and_record(instance: DeployProvider, plan: DeployPlan, progress: Progress) -> Deployment:
     record = Deployment(
         name=plan.name,
-        provider=provider,
+        provider=plan.provider,
         model_name=plan.model.name,
         model_version=plan.model.version,
         alias=plan.model.alias,
@@ -417,15 +520,6 @@ def deploy(
                 message=f"replaced by v{record.model_version}",
                 updated_at=_now(),
             )
-        )
-    if wait and not record.state.is_final:
-        limit = timeout if timeout is not None else plan.wait_timeout_s
-        if limit is None:
-            limit = float(getattr(instance, "default_timeout_s", 600.0))
-        record = wait_until_final(record, timeout=limit, progress=progress)
-    if wait and record.state is DeploymentState.FAILED:
-        raise DeploymentError(
-            f"deployment {record.id} failed: {record.message}", hint=f"see `mltrack deployments logs {record.id}`"
         )
     return record
 
@@ -465,20 +559,42 @@ def refresh(deployment: Deployment) -> Deployment:
     if status.state is deployment.state and status.url == deployment.url and status.message == deployment.message:
         return deployment
     updated = deployment.with_status(status)
-    save_record(updated)
+    # Saved only if no deploy or delete of the id runs now or ran since `deployment` was read:
+    # their record is newer, and this one over it would name a server they stopped.
+    with _locked(deployment.provider, deployment.name, timeout=0, action="status") as held:
+        if held and _stored_text(deployment) == deployment.to_json():
+            save_record(updated)
     return updated
 
 
-def delete_deployment(deployment_id: str, *, progress: Progress | None = None) -> Deployment:
-    """Remove a deployment; idempotent (deleting a deleted one returns its record)."""
+def _stored_text(deployment: Deployment) -> str | None:
+    version = _client().get_model_version(deployment.model_name, str(deployment.model_version))
+    text: str | None = (version.tags or {}).get(deployment.tag_key)
+    return text
+
+
+def delete_deployment(
+    deployment_id: str, *, progress: Progress | None = None, timeout: float | None = None
+) -> Deployment:
+    """Remove a deployment; idempotent (deleting a deleted one returns its record).
+
+    A deploy of the same id running on this machine is waited for (up to ``timeout``
+    seconds, default the provider's ``default_timeout_s``); what it left is then deleted.
+    """
     record = get_deployment(deployment_id)
     if record.state is DeploymentState.DELETED:
         return record
-    status = get_provider(record.provider).delete(record, progress or LogProgress())
-    if status.state is not DeploymentState.DELETED:
-        raise DeploymentError(f"deployment {record.id} is still {status.state} after delete: {status.message}")
-    updated = record.with_status(status)
-    save_record(updated)
+    instance = get_provider(record.provider)
+    lock_timeout = timeout if timeout is not None else float(getattr(instance, "default_timeout_s", 600.0))
+    with deployment_lock(record.provider, record.name, timeout=lock_timeout, action="delete"):
+        record = get_deployment(record.id)  # the deploy we waited for may have replaced it
+        if record.state is DeploymentState.DELETED:
+            return record
+        status = instance.delete(record, progress or LogProgress())
+        if status.state is not DeploymentState.DELETED:
+            raise DeploymentError(f"deployment {record.id} is still {status.state} after delete: {status.message}")
+        updated = record.with_status(status)
+        save_record(updated)
     return updated
 
 

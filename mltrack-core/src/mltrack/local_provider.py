@@ -7,10 +7,18 @@ once ``/health`` answers (or raises, with the log's last lines, after stopping t
 A redeploy of the same name starts the new server first and stops the old one after the new
 one is ready, unless both want the same port.
 
-What it needs later (pid, port, host, log file) is kept with the deployment record and in a
-small file per deployment under ``<data_dir>/deployments/local/``, which ``list`` reads.
-``status`` checks that the process is alive and still the server it started (a reused pid is
-not mistaken for it) and asks ``/health``; a record whose process is gone is ``failed``.
+What it needs later (process group, pids, token, port, host, log file) is kept with the
+deployment record and in a small file per deployment under ``<data_dir>/deployments/local/``,
+which ``list`` reads and ``delete`` also honours (a server recorded there but not in the store,
+say by a deploy killed half-way, is stopped too). ``mltrack.deployments`` holds a lock per name
+around plan, start and record, so two deploys of one name take turns.
+
+The server leads a process group of its own, which holds everything it starts (with
+``workers > 1``, uvicorn's supervisor, its workers and multiprocessing's resource tracker).
+Each server's environment carries a random token, recorded with it, that tells its processes
+from an unrelated group that got the same id later. ``status`` looks at the whole group, not
+only the recorded pid (workers whose supervisor was killed still serve), and at who answers the
+port; ``delete`` signals the whole group and waits until none of it is left.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +44,12 @@ if TYPE_CHECKING:
     from mltrack.deployments import Deployment
 
 STOP_TIMEOUT_S = 30.0
+#: how long processes may take to vanish after SIGKILL (only a process stuck in the kernel takes long)
+KILL_TIMEOUT_S = 5.0
 HEALTH_TIMEOUT_S = 2.0
+#: the environment variable that carries a server's token into every process of its group
+TOKEN_ENV = "MLTRACK_LOCAL_SERVER_TOKEN"
+_PROC = Path("/proc")
 
 
 class LocalDeploymentConfig(BaseModel):
@@ -81,8 +95,8 @@ class LocalProvider(DeployProvider):
             "wait for /health to answer",
         ]
         if replaces is not None:
-            pid = replaces.details.get("pid")
-            actions.append(f"stop the server of {replaces.id} (v{replaces.model_version}, pid {pid})")
+            pid = replaces.details.get("pgid", replaces.details.get("pid"))
+            actions.append(f"stop the server of {replaces.id} (v{replaces.model_version}, process group {pid})")
         return DeployPlan(
             provider=self.name,
             name=name,
@@ -97,19 +111,16 @@ class LocalProvider(DeployProvider):
     def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
         config = plan.config
         assert isinstance(config, LocalDeploymentConfig)
-        replaced = plan.replaces
-        stop_first = (
-            replaced is not None
-            and config.port is not None
-            and replaced.details.get("port") == config.port
-            and replaced.details.get("host") == socket.gethostname()
-        )
+        # the recorded server and the one in the state file (they differ when a deploy died
+        # between starting its server and recording it): both give way to the new one
+        previous = _servers_of(plan.replaces.details if plan.replaces is not None else {}, plan.name)
+        on_our_port = [p for p in previous if config.port is not None and p.get("port") == config.port]
         progress.step(f"downloading {plan.model.uri}")
         # served from the local model cache: the server starts without asking the registry
         model_dir = plan.model.download()
-        if replaced is not None and stop_first:
-            progress.step(f"stopping {replaced.id} (it holds port {config.port})")
-            self._stop(replaced.details, progress)
+        for server in on_our_port:
+            progress.step(f"stopping the previous server of local/{plan.name} (it holds port {config.port})")
+            _stop_group(server, progress)
         port = config.port or _free_port(config.host)
         if not _port_free(config.host, port):
             raise DeploymentError(
@@ -133,7 +144,10 @@ class LocalProvider(DeployProvider):
             "--max-wait-ms",
             str(config.max_wait_ms),
         ]
-        env = {**os.environ, "MLTRACK_TRACKING_URI": plan.model.tracking_uri, **config.env}
+        token = uuid.uuid4().hex
+        env = {**os.environ, "MLTRACK_TRACKING_URI": plan.model.tracking_uri, **config.env, TOKEN_ENV: token}
+        state_file = _state_file(plan.name)
+        previous_state = _read_state(state_file)
         progress.step(f"starting the server on {config.host}:{port}")
         with log_file.open("ab") as log:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
@@ -144,11 +158,15 @@ class LocalProvider(DeployProvider):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # a session of its own: the server leads a process group that holds all it starts,
+                # and a Ctrl-C meant for `mltrack deploy` does not reach it
                 start_new_session=True,
             )
         url = f"http://{_url_host(config.host)}:{port}"
-        details = {
+        details: dict[str, Any] = {
             "pid": process.pid,
+            "pgid": process.pid,  # a session leader's group id is its pid
+            "token": token,
             "port": port,
             "host": socket.gethostname(),
             "bind": config.host,
@@ -156,16 +174,25 @@ class LocalProvider(DeployProvider):
             "started_at": time.time(),
             "startup_timeout_s": config.startup_timeout_s,
         }
-        _state_file(plan.name).write_text(json.dumps({"name": plan.name, "url": url, **details}))
+        # written before waiting: a deploy killed while its server starts leaves it findable
+        _write_state(state_file, {"name": plan.name, "url": url, **details})
         try:
             self._wait_ready(process, url, config.startup_timeout_s, log_file, progress)
         except BaseException:
-            self._stop(details, progress)
-            _state_file(plan.name).unlink(missing_ok=True)
+            _stop_group(details, progress)
+            if previous_state is not None and _group_of(previous_state).members():
+                _write_state(state_file, previous_state)  # the previous server still runs
+            else:
+                state_file.unlink(missing_ok=True)
             raise
-        if replaced is not None and not stop_first:
-            progress.step(f"stopping the previous server of {replaced.id} (v{replaced.model_version})")
-            self._stop(replaced.details, progress)
+        details["pids"] = _group_of(details).members()  # a worker still loading may be missing
+        _write_state(state_file, {"name": plan.name, "url": url, **details})
+        for server in previous:
+            if server not in on_our_port:
+                progress.step(f"stopping the previous server of local/{plan.name} (process group {server['pid']})")
+                left = _stop_group(server, progress)
+                if left:
+                    progress.step(f"processes {left} of the previous server survived SIGKILL")
         return DeploymentStatus(DeploymentState.READY, url=url, message="serving", details=details)
 
     def _wait_ready(
@@ -201,22 +228,7 @@ class LocalProvider(DeployProvider):
                 deployment.url,
                 f"runs on host {details.get('host')}; its live status is only visible there",
             )
-        if not _is_our_server(details):
-            return DeploymentStatus(
-                DeploymentState.FAILED,
-                deployment.url,
-                f"the server process {details['pid']} is gone; last log line: {_last_line(Path(details['log_file']))}",
-            )
-        healthy = _health(str(deployment.url))
-        if healthy is True:
-            return DeploymentStatus(DeploymentState.READY, deployment.url, "serving")
-        started = float(details.get("started_at", 0))
-        starting = time.time() - started < float(details.get("startup_timeout_s", 120))
-        if deployment.state is DeploymentState.PENDING and starting:  # a server that was ready is not "starting"
-            return DeploymentStatus(DeploymentState.PENDING, deployment.url, "starting")
-        return DeploymentStatus(
-            DeploymentState.FAILED, deployment.url, f"the server process runs but /health fails: {healthy}"
-        )
+        return _live_status(details, str(deployment.url), pending=deployment.state is DeploymentState.PENDING)
 
     def predict(self, deployment: Deployment, payload: dict[str, Any]) -> Any:
         if not deployment.url:
@@ -232,15 +244,11 @@ class LocalProvider(DeployProvider):
     def list(self) -> list[DeploymentStatus]:
         found = []
         for path in sorted(_state_dir().glob("*.json")):
-            try:
-                details = json.loads(path.read_text())
-            except (OSError, ValueError):
+            details = _read_state(path)
+            if details is None or not details.get("pid"):
                 continue
-            alive = _is_our_server(details)
-            state = DeploymentState.READY if alive and _health(details["url"]) is True else DeploymentState.FAILED
-            found.append(
-                DeploymentStatus(state, details.get("url"), "serving" if alive else "process gone", details=details)
-            )
+            live = _live_status(details, str(details.get("url")), pending=False)
+            found.append(DeploymentStatus(live.state, details.get("url"), live.message, details=details))
         return found
 
     def delete(self, deployment: Deployment, progress: Progress) -> DeploymentStatus:
@@ -251,30 +259,17 @@ class LocalProvider(DeployProvider):
                 hint="delete it on that machine",
             )
         progress.step(f"stopping {deployment.id}")
-        self._stop(details, progress)
+        left = []
+        for server in _servers_of(details, deployment.name):
+            left += _stop_group(server, progress)
+        if left:
+            raise DeploymentError(
+                f"processes {', '.join(map(str, left))} of {deployment.id} are still there "
+                f"{KILL_TIMEOUT_S:g} s after SIGKILL",
+                hint="they are stuck in the kernel (see `ps -o pid,stat,wchan -p PID`); delete again later",
+            )
         _state_file(deployment.name).unlink(missing_ok=True)
         return DeploymentStatus(DeploymentState.DELETED, deployment.url, "stopped")
-
-    def _stop(self, details: dict[str, Any], progress: Progress) -> None:
-        """SIGTERM the server's process group (it drains in-flight requests), SIGKILL after 30 s."""
-        if not _is_our_server(details):
-            return
-        pid = int(details["pid"])
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            progress.advance(STOP_TIMEOUT_S - (deadline - time.monotonic()), STOP_TIMEOUT_S)
-            time.sleep(0.05)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _alive(pid)
 
 
 # -- processes and HTTP -----------------------------------------------------------------------
@@ -313,37 +308,250 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie child of this process is reaped and counts as gone)."""
+def _read_state(path: Path) -> dict[str, Any] | None:
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
+        details = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return details if isinstance(details, dict) else None
+
+
+def _write_state(path: Path, details: dict[str, Any]) -> None:
+    # replaced whole, so `list` and `delete` in other processes never read half a file
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(details))
+    partial.replace(path)
+
+
+def _servers_of(recorded: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The servers of the deployment ``name``: the recorded one and the one in its state file."""
+    servers = [recorded] if recorded.get("pid") and recorded.get("host") in (None, socket.gethostname()) else []
+    on_file = _read_state(_state_file(name))
+    if on_file is not None and on_file.get("pid") and all(s.get("pid") != on_file.get("pid") for s in servers):
+        servers.append(on_file)
+    return servers
+
+
+class ServerGroup(NamedTuple):
+    """The process group of one server: its id (the leader's pid) and the token its processes carry."""
+
+    pgid: int
+    token: str | None
+    port: int | None
+
+    def members(self) -> list[int]:
+        """The live processes of the group that belong to this server (zombies do not count).
+
+        A group id is not handed out again while any process of the group lives (Linux
+        and the BSDs skip such pids), so membership almost identifies the server; the
+        token rules out a new group that got the same id after all of ours had exited.
+        Where there is no /proc (macOS), ``ps`` lists the group and the token is not
+        checked: ``ps -E`` shows environments only in part, and the leftover risk (every
+        process of ours gone and a new session leader with the same pid) is small.
+        """
+        if not _PROC.joinpath("self", "stat").is_file():
+            return _members_from_ps(self.pgid)
+        found = []
+        for entry in os.scandir(_PROC):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            stat = _proc_stat(pid)
+            if stat is None or stat[1] != self.pgid:
+                continue
+            if stat[0] == "Z":
+                _reap(pid)
+                continue
+            if self.token is not None and not _carries(pid, self.token):
+                continue
+            if self.token is None and pid == self.pgid and not _legacy_server(pid, self.port):
+                return []  # a record from before tokens whose pid now names something else
+            found.append(pid)
+        return sorted(found)
+
+
+def _group_of(details: dict[str, Any]) -> ServerGroup:
+    port = details.get("port")
+    return ServerGroup(
+        int(details.get("pgid") or details["pid"]), details.get("token"), port if isinstance(port, int) else None
+    )
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, process group) of ``pid`` from /proc, or None once it is gone."""
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _carries(pid: int, token: str) -> bool:
+    try:
+        environment = (_PROC / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False  # not ours to read: not a process we started
+    return f"{TOKEN_ENV}={token}".encode() in environment
+
+
+def _legacy_server(pid: int, port: int | None) -> bool:
+    try:
+        argv = (_PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in argv and str(port).encode() in argv
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is a dead child of this process (a deploy run in-process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass  # not our child: the kernel's answer below is enough
+        pass
+
+
+def _members_from_ps(pgid: int) -> list[int]:
+    try:
+        listing = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [pgid] if _alive(pgid) else []
+    found = []
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[0].isdigit() or fields[1] != str(pgid):
+            continue
+        if fields[2].startswith("Z"):
+            _reap(int(fields[0]))
+            continue
+        found.append(int(fields[0]))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
+    return True
 
 
-def _is_our_server(details: dict[str, Any]) -> bool:
-    """Whether the recorded pid still is the server we started (not a reused pid)."""
-    pid = details.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc (macOS): trust the pid
-    return b"serve" in argv and str(details.get("port")).encode() in argv
+def _holds_port(pids: list[int], port: int) -> bool | None:
+    """Whether one of ``pids`` holds the listening socket of ``port``; None where it cannot be told.
+
+    On Linux the kernel's socket table (/proc/net/tcp and tcp6) names the listening socket's
+    inode, and /proc/<pid>/fd shows who holds it, without asking the server anything. Where
+    there is no /proc (macOS) this is unknown, and ``/health`` answering, with a process of
+    the group alive, stands for it.
+    """
+    inodes: set[str] = set()
+    readable = False
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (_PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            # local address "0100007F:1F90", state 0A = LISTEN, inode
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not readable:
+        return None
+    for pid in pids:
+        try:
+            fds = os.listdir(_PROC / str(pid) / "fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(_PROC / str(pid) / "fd" / fd) in inodes:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _live_status(details: dict[str, Any], url: str, *, pending: bool) -> DeploymentStatus:
+    """What the server of ``details`` does now, judged by its whole process group and its port."""
+    group = _group_of(details)
+    members = group.members()
+    healthy = _health(url)
+    port = details.get("port")
+    if not members:
+        message = f"the server process {details['pid']} is gone; last log line: {_last_line(Path(details['log_file']))}"
+        if healthy is True:
+            message += f" (port {port} answers, but from another process)"
+        return DeploymentStatus(DeploymentState.FAILED, url, message)
+    holds = _holds_port(members, port) if isinstance(port, int) else None
+    if healthy is True and holds is False:
+        return DeploymentStatus(
+            DeploymentState.FAILED,
+            url,
+            f"port {port} answers, but none of the server's processes ({_pids(members)}) listens on it",
+        )
+    supervisor_gone = group.pgid not in members
+    if healthy is True:
+        if supervisor_gone:
+            return DeploymentStatus(
+                DeploymentState.READY,
+                url,
+                f"serving from processes {_pids(members)}, but their supervisor (pid {group.pgid}) is gone, "
+                "so a worker that exits is not replaced: deploy again to restore it",
+            )
+        return DeploymentStatus(DeploymentState.READY, url, "serving")
+    started = float(details.get("started_at", 0))
+    starting = time.time() - started < float(details.get("startup_timeout_s", 120))
+    if pending and starting and not supervisor_gone:  # a server that was ready is not "starting"
+        return DeploymentStatus(DeploymentState.PENDING, url, "starting")
+    if supervisor_gone:
+        return DeploymentStatus(
+            DeploymentState.FAILED,
+            url,
+            f"the supervisor (pid {group.pgid}) is gone and its processes {_pids(members)} do not answer "
+            f"/health: {healthy}",
+        )
+    return DeploymentStatus(DeploymentState.FAILED, url, f"the server process runs but /health fails: {healthy}")
+
+
+def _pids(pids: list[int]) -> str:
+    return ", ".join(map(str, pids))
+
+
+def _stop_group(details: dict[str, Any], progress: Progress) -> list[int]:
+    """Stop every process of a server's group: SIGTERM (in-flight requests finish), SIGKILL
+    after ``STOP_TIMEOUT_S``. Returns the processes still there afterwards (none, unless
+    one is stuck in the kernel).
+
+    The whole group, not the recorded pid: with several workers the supervisor may be gone
+    while its workers still serve, and they are what must stop.
+    """
+    group = _group_of(details)
+    # signalled only while a process of ours is in it: the group id cannot have been reused then
+    left = group.members()
+    if not left:
+        return []
+    for sig, limit in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, KILL_TIMEOUT_S)):
+        try:
+            os.killpg(group.pgid, sig)
+        except ProcessLookupError:
+            return []
+        deadline = time.monotonic() + limit
+        while (left := group.members()) and time.monotonic() < deadline:
+            progress.advance(limit - (deadline - time.monotonic()), limit)
+            time.sleep(0.05)
+        if not left:
+            return []
+    return left
 
 
 def _health(url: str) -> bool | str:
