@@ -94,6 +94,8 @@ _EXPORTS: dict[str, str] = {
     "DeploymentNotFoundError": "mltrack.errors",
     "CredentialsMissingError": "mltrack.errors",
     "DeployTimeoutError": "mltrack.errors",
+    "SpoolFullError": "mltrack.errors",
+    "RecordsRefusedWarning": "mltrack.errors",
 }
 
 # Spelled out (not derived from _EXPORTS) so type checkers see the public names.
@@ -129,9 +131,11 @@ __all__ = [
     "PluginCollisionError",
     "PluginError",
     "Predictor",
+    "RecordsRefusedWarning",
     "RunAlreadyActiveError",
     "RunNotFoundError",
     "Sink",
+    "SpoolFullError",
     "StoreError",
     "Tag",
     "__version__",
@@ -220,8 +224,10 @@ if TYPE_CHECKING:
         NoActiveRunError,
         PluginCollisionError,
         PluginError,
+        RecordsRefusedWarning,
         RunAlreadyActiveError,
         RunNotFoundError,
+        SpoolFullError,
         StoreError,
     )
     from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment

@@ -107,3 +107,23 @@ class CredentialsMissingError(DeploymentError):
 
 class DeployTimeoutError(DeploymentError, TimeoutError):
     """A deployment did not become ready (or deleted) within the time allowed."""
+
+
+class SpoolFullError(LoggingFailedError):
+    """The spool's file system has no room: the value was not accepted (nothing half-written)."""
+
+
+class RecordsRefusedWarning(UserWarning):
+    """The store refused some records of a run; the rest was stored and the run ended normally.
+
+    The refused records are kept under ``<data_dir>/quarantine/<run_id>/``, listed in the
+    run's ``mltrack.refused`` tag and its ``mltrack/refused.json`` artifact.
+    """
+
+
+class SpoolWriteError(MLTrackError):
+    """The local spool could not be written (an OSError): the call's data was not accepted."""
+
+    def __init__(self, message: str, *, errno: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = errno

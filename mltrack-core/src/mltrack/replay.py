@@ -1,7 +1,16 @@
-"""Replaying orphaned spools: what a dead process accepted but never sent."""
+"""Replaying orphaned spools: what a dead process accepted but never sent.
+
+Each spool is handled on its own: a spool that cannot be read, or that the store
+refuses part of, never stops the others, a ``start_run`` or a later ``mltrack sync``.
+Records the store refuses go to the quarantine; a damaged spool (no header naming its
+store, or damage in the middle of its files) is moved to
+``<data_dir>/quarantine/spools/`` with a ``report.json`` after whatever could be read
+was delivered, so nothing is deleted while it may still hold data.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -9,10 +18,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from mltrack.records import Batch, Metric, Param, Tag
-from mltrack.spool import read_spool, spool_folders, try_lock
-from mltrack.writer import split_batch
+from mltrack.delivery import TRANSIENT, Item, Quarantine, classify, deliver_isolating, describe
+from mltrack.records import Metric, Param, Tag
+from mltrack.spool import (
+    REFUSED_TAG,
+    SPOOL_ID_TAG,
+    SpoolContents,
+    quarantine_root,
+    read_spool,
+    read_spool_header,
+    spool_folders,
+    try_lock,
+)
+from mltrack.writer import _items_in_parts
 
 logger = logging.getLogger("mltrack.replay")
 
@@ -25,9 +45,11 @@ class ReplayReport:
     metrics: int = 0
     params: int = 0
     tags: int = 0
+    refused: int = 0
     status_set: str | None = None
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    quarantined: str | None = None  # where the spool was moved, if it was damaged
 
     @property
     def ok(self) -> bool:
@@ -47,56 +69,154 @@ def _live_rank_exists(folder: Path) -> bool:
     return False
 
 
+class _Damaged(Exception):
+    """The spool cannot be delivered as it is; it goes to the quarantine."""
+
+
+def _find_started_run(store: Any, contents: SpoolContents) -> str | None:
+    """The run a spool made before ``create_run`` belongs to, found by its spool id."""
+    spool_id = contents.header.get("spool_id")
+    experiment_id = contents.header.get("experiment_id")
+    if not isinstance(spool_id, str) or not spool_id.isalnum() or not isinstance(experiment_id, str):
+        raise _Damaged("the spool was made before its run was created but names no spool id or experiment")
+    runs = store.client.search_runs(
+        [experiment_id], filter_string=f"tags.`{SPOOL_ID_TAG}` = '{spool_id}'", max_results=1
+    )
+    return runs[0].info.run_id if runs else None
+
+
 def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayReport:
     """Send a locked orphaned spool to its store, settle the run's status, remove it."""
     from mltrack.store import get_store
 
-    contents = read_spool(folder)
-    run_id = str(contents.header.get("run_id") or folder.parent.name)
-    uri = contents.header.get("tracking_uri")
-    report = ReplayReport(folder, run_id, uri, problems=list(contents.problems))
+    report = ReplayReport(folder, folder.parent.name, None)
     try:
-        if not uri:
-            raise ValueError("the spool has no readable header naming its store")
-        store = get_store(uri)
-        batch = Batch(
-            run_id,
-            metrics=[Metric(*m) for m in contents.metrics],
-            params=[Param(*p) for p in contents.params],
-            tags=[Tag(*t) for t in contents.tags],
-        )
-        for part in split_batch(batch):
-            store.write(part)
-        report.metrics, report.params, report.tags = len(batch.metrics), len(batch.params), len(batch.tags)
-        run = store.client.get_run(run_id)
-        if run.info.status == "RUNNING":
-            if contents.end is not None:
-                store.client.set_terminated(run_id, contents.end["end"], end_time=contents.end.get("time"))
-                report.status_set = contents.end["end"]
-            elif not _live_rank_exists(folder):
-                pid, host = contents.header.get("pid"), contents.header.get("host")
-                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                for key, value in (
-                    ("mltrack.killed.detected_by", detected_by),
-                    ("mltrack.killed.detected_at", now),
-                    ("mltrack.killed.reason", f"process {pid} on {host} stopped without ending the run"),
-                ):
-                    store.client.set_tag(run_id, key, value)
-                last = max((m[2] for m in contents.metrics), default=None)
-                store.client.set_terminated(run_id, "KILLED", end_time=last or int(time.time() * 1000))
-                report.status_set = "KILLED"
+        contents = read_spool(folder)
+        report.problems = list(contents.problems)
+        uri = contents.header.get("tracking_uri")
+        report.tracking_uri = uri if isinstance(uri, str) else None
+        if not report.tracking_uri:
+            raise _Damaged("the spool has no readable header naming its store")
+        store = get_store(report.tracking_uri)
+        run_id = contents.run_id
+        if run_id is None:
+            run_id = _find_started_run(store, contents)
+            if run_id is None:  # the process died before the store created its run
+                report.run_id = ""
+                _remove(folder, lock_fd)
+                return report
+        report.run_id = run_id
+        _deliver(store, run_id, contents, report, folder)
+        _settle_status(store, run_id, contents, report, folder, detected_by)
+    except _Damaged as exc:
+        report.problems.append(str(exc))
+        return _quarantine_spool(folder, lock_fd, report, str(exc))
     except Exception as exc:
-        report.error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
-        os.close(lock_fd)
-        return report
+        if classify(exc) == TRANSIENT:
+            report.error = describe(exc)
+            os.close(lock_fd)  # kept for the next try
+            return report
+        return _quarantine_spool(folder, lock_fd, report, f"replay failed: {describe(exc)}")
+    damage = [p for p in report.problems if "truncated record" not in p]
+    if damage:  # delivered what could be read; keep the files, they may hold more
+        return _quarantine_spool(folder, lock_fd, report, "damaged: " + "; ".join(damage[:3]))
+    for problem in report.problems:
+        logger.warning("mltrack replay: %s", problem)
+    _remove(folder, lock_fd)
+    return report
+
+
+def _deliver(store: Any, run_id: str, contents: SpoolContents, report: ReplayReport, folder: Path) -> None:
+    items = (
+        [Item(Param(*p)) for p in contents.params]
+        + [Item(Tag(*t)) for t in contents.tags]
+        + [Item(Metric(*m)) for m in contents.metrics]
+    )
+    quarantine = Quarantine(quarantine_root(folder.parent.parent.parent), run_id)
+    for part in _items_in_parts(items, run_id):
+        refused = deliver_isolating(store.write, run_id, part, lambda: bool(store.probe(run_id)))
+        quarantine.add(refused)
+        report.refused += len(refused)
+    report.metrics, report.params, report.tags = len(contents.metrics), len(contents.params), len(contents.tags)
+    if report.refused:
+        report.problems.append(quarantine.summary())
+        try:
+            store.client.set_tag(run_id, REFUSED_TAG, quarantine.summary()[:7900])
+        except Exception as exc:
+            report.problems.append(f"could not tag the run with what was refused: {describe(exc)}")
+
+
+def _settle_status(
+    store: Any, run_id: str, contents: SpoolContents, report: ReplayReport, folder: Path, detected_by: str
+) -> None:
+    try:
+        run = store.client.get_run(run_id)
+    except Exception as exc:
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            report.problems.append(f"run {run_id} no longer exists in the store")
+            return
+        raise
+    if run.info.status != "RUNNING":
+        return
+    if contents.end is not None:
+        store.client.set_terminated(run_id, contents.end["end"], end_time=contents.end.get("time"))
+        report.status_set = str(contents.end["end"])
+    elif not _live_rank_exists(folder):
+        pid, host = contents.header.get("pid"), contents.header.get("host")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for key, value in (
+            ("mltrack.killed.detected_by", detected_by),
+            ("mltrack.killed.detected_at", now),
+            ("mltrack.killed.reason", f"process {pid} on {host} stopped without ending the run"),
+        ):
+            store.client.set_tag(run_id, key, value)
+        last = max((m[2] for m in contents.metrics), default=None)
+        store.client.set_terminated(run_id, "KILLED", end_time=last or int(time.time() * 1000))
+        report.status_set = "KILLED"
+
+
+def _remove(folder: Path, lock_fd: int) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     try:
         folder.parent.rmdir()
     except OSError:
         pass
     os.close(lock_fd)
-    for problem in report.problems:
-        logger.warning("mltrack replay: %s", problem)
+
+
+def _quarantine_spool(folder: Path, lock_fd: int, report: ReplayReport, reason: str) -> ReplayReport:
+    """Move a spool that cannot be fully replayed out of the way, with a report."""
+    data_dir = folder.parent.parent.parent
+    target = quarantine_root(data_dir) / "spools" / f"{folder.parent.name}-{folder.name}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(folder, target)
+        (target / "report.json").write_text(
+            json.dumps(
+                {
+                    "reason": reason,
+                    "from": str(folder),
+                    "run_id": report.run_id,
+                    "tracking_uri": report.tracking_uri,
+                    "delivered": {"metrics": report.metrics, "params": report.params, "tags": report.tags},
+                    "problems": report.problems,
+                    "moved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+                indent=2,
+                ensure_ascii=True,
+            )
+        )
+    except OSError as exc:
+        report.error = f"damaged spool ({reason}) could not be moved to {target}: {exc}"
+        os.close(lock_fd)
+        return report
+    try:
+        folder.parent.rmdir()
+    except OSError:
+        pass
+    os.close(lock_fd)
+    report.quarantined = str(target)
+    logger.warning("mltrack replay: spool %s quarantined in %s: %s", folder, target, reason)
     return report
 
 
@@ -104,21 +224,15 @@ def replay_orphans(root: Path, *, tracking_uri: str | None = None, detected_by: 
     """Replay every orphaned spool under ``root`` (only those of ``tracking_uri`` if given)."""
     reports: list[ReplayReport] = []
     for folder in spool_folders(root):
-        fd = try_lock(folder)
+        try:
+            fd = try_lock(folder)
+        except OSError as exc:
+            reports.append(ReplayReport(folder, folder.parent.name, None, error=f"cannot lock: {exc}"))
+            continue
         if fd is None:
             continue  # its process is alive, or another replayer has it
-        if tracking_uri is not None:
-            header = read_spool_header(folder)
-            if header.get("tracking_uri") != tracking_uri:
-                os.close(fd)
-                continue
+        if tracking_uri is not None and read_spool_header(folder).get("tracking_uri") != tracking_uri:
+            os.close(fd)
+            continue
         reports.append(replay_folder(folder, fd, detected_by=detected_by))
     return reports
-
-
-def read_spool_header(folder: Path) -> dict[str, object]:
-    from mltrack.spool import _read_frames
-
-    for record in _read_frames(folder / "log", []):
-        return record if "header" in record else {}
-    return {}

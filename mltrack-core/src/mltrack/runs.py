@@ -16,6 +16,8 @@ import signal
 import sys
 import threading
 import time
+import uuid
+import warnings
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -25,12 +27,13 @@ from mltrack.errors import (
     LoggingFailedError,
     MLTrackError,
     NoActiveRunError,
+    RecordsRefusedWarning,
     RunAlreadyActiveError,
     RunNotFoundError,
 )
-from mltrack.spool import RunSpool, spool_root
+from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
-from mltrack.validation import check_key, tag_to_string
+from mltrack.validation import check_key, check_run_start, tag_to_string
 from mltrack.writer import TAG, BackgroundWriter
 
 if TYPE_CHECKING:
@@ -142,6 +145,7 @@ def get_writer() -> BackgroundWriter:
                 retries=settings.write_retries,
                 backoff_s=settings.retry_backoff_s,
                 extra_sinks=sinks,
+                quarantine_dir=quarantine_root(settings.data_dir) if settings.spool else None,
             )
         return _writer
 
@@ -201,6 +205,23 @@ def _new_spool(run: ActiveRun) -> RunSpool | None:
     return RunSpool(spool_root(settings.data_dir), run.run_id, run.store.tracking_uri)
 
 
+def _starting_spool(store: MlflowStore, experiment_id: str) -> RunSpool | None:
+    """A spool made before the store's ``create_run``: if this process dies before it
+    can end the run, replay finds the run by the spool's id and marks it KILLED."""
+    from mltrack.config import get_settings
+
+    settings = get_settings()
+    if not settings.spool:
+        return None
+    return RunSpool(
+        spool_root(settings.data_dir),
+        None,
+        store.tracking_uri,
+        spool_id=uuid.uuid4().hex,
+        experiment_id=experiment_id,
+    )
+
+
 _replayed_stores: set[str] = set()
 
 
@@ -216,11 +237,19 @@ def replay_orphans_once(store: MlflowStore) -> None:
         return
     from mltrack.replay import replay_orphans
 
-    for report in replay_orphans(
-        spool_root(settings.data_dir),
-        tracking_uri=store.tracking_uri,
-        detected_by=f"replay by process {os.getpid()} starting a run",
-    ):
+    try:
+        reports = replay_orphans(
+            spool_root(settings.data_dir),
+            tracking_uri=store.tracking_uri,
+            detected_by=f"replay by process {os.getpid()} starting a run",
+        )
+    except Exception as exc:  # replay problems never stop a new run; `mltrack sync` reports them
+        logger.warning("mltrack: replaying orphaned spools failed (%s); run `mltrack sync` for details", exc)
+        return
+    for report in reports:
+        if report.quarantined:
+            logger.warning("mltrack: a damaged spool of run %s was moved to %s", report.run_id, report.quarantined)
+            continue
         if report.ok:
             logger.warning(
                 "mltrack: replayed %d metric point(s), %d param(s), %d tag(s) of run %s left by a process that died%s",
@@ -280,17 +309,14 @@ def start_run(
             f"run {parent.run_id} is already active",
             hint="pass nested=True to start a child run, or call mltrack.end_run() first",
         )
-    user_tags = {check_key("tag", k): tag_to_string(k, v) for k, v in (tags or {}).items()}
-    if run_name is not None and not isinstance(run_name, str):
-        raise InvalidInputError("run_name", run_name, "must be a string")
+    user_tags = check_run_start(tags, run_name, description)
     store = get_store(tracking_uri)
     writer = get_writer()
     replay_orphans_once(store)
 
+    spool: RunSpool | None = None
     if run_id is not None:
         existing = _fetch_run(store, run_id)
-        with store_errors(store):
-            store.client.update_run(run_id, status="RUNNING")
         run = ActiveRun(
             run_id,
             existing.info.experiment_id,
@@ -300,6 +326,14 @@ def start_run(
             existing.info.start_time,
             dict(existing.data.params),
         )
+        spool = _new_spool(run)  # before the status changes, so a kill from here on is seen
+        try:
+            with store_errors(store):
+                store.client.update_run(run_id, status="RUNNING")
+        except BaseException:
+            if spool is not None:
+                spool.close(delete=True)
+            raise
         context: dict[str, str] = {}
     else:
         if nested and parent is not None and experiment is None and experiment_id is None:
@@ -317,14 +351,35 @@ def start_run(
         if description:
             base_tags["mlflow.note.content"] = tag_to_string("description", description)
         start = int(time.time() * 1000)
-        with store_errors(store):
-            created = store.client.create_run(
-                exp_id, start_time=start, tags={**base_tags, **user_tags}, run_name=run_name
-            )
+        spool = _starting_spool(store, exp_id)
+        if spool is not None:
+            base_tags[SPOOL_ID_TAG] = spool.spool_id or ""
+        try:
+            with store_errors(store):
+                created = store.client.create_run(
+                    exp_id, start_time=start, tags={**base_tags, **user_tags}, run_name=run_name
+                )
+        except BaseException:
+            if spool is not None:
+                spool.close(delete=True)  # no run was created
+            raise
+        if spool is not None:
+            try:
+                spool.bind(created.info.run_id)
+            except BaseException:
+                # The run exists but cannot be spooled (a full disk): never leave it RUNNING.
+                # The unbound spool is kept, so replay can still settle it by its spool id.
+                spool.close(delete=False)
+                try:
+                    store.client.set_terminated(created.info.run_id, "FAILED")
+                except Exception:
+                    pass
+                raise
         run = ActiveRun(created.info.run_id, exp_id, created.info.run_name, parent_id, store, start)
+        run.spool = spool
         context = _context_tags(run)
 
-    run.spool = _new_spool(run)
+    run.spool = spool
     writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
     for key, value in context.items():
         if key not in user_tags:
@@ -408,10 +463,12 @@ def end_run(
     writer = get_writer()
     failure: MLTrackError | None = None
     try:
-        writer.flush(timeout if timeout is not None else get_settings().end_run_timeout_s, run_id=run.run_id)
+        _drain_run(writer, run.run_id, timeout if timeout is not None else get_settings().end_run_timeout_s)
     except MLTrackError as exc:
         failure = exc
     writer.close_run(run.run_id, status)
+    if failure is None:
+        _report_refused(writer, run)
     end_time = int(time.time() * 1000)
     if failure is None:
         try:
@@ -443,10 +500,52 @@ def end_run(
     raise failure
 
 
+def _drain_run(writer: BackgroundWriter, run_id: str, timeout: float) -> None:
+    """Deliver everything of ``run_id``, waiting through a store outage until the store
+    has made no progress for ``timeout`` seconds (a backlog being delivered, or a
+    server that comes back, keeps the wait going)."""
+    stalled_since = time.monotonic()
+    progress = writer.progress
+    while True:
+        try:
+            writer.flush(timeout, run_id=run_id)
+            return
+        except LoggingFailedError:
+            if writer.progress != progress:
+                progress = writer.progress
+                stalled_since = time.monotonic()
+            if time.monotonic() - stalled_since >= timeout:
+                raise
+            time.sleep(min(0.5, timeout / 10))
+
+
+def _report_refused(writer: BackgroundWriter, run: ActiveRun) -> None:
+    """Say once, at the end of the run, which records the store refused."""
+    refused, quarantine = writer.refused(run.run_id)
+    if not refused:
+        return
+    first = "; ".join(f"{r.as_json()['kind']} {r.item.record[0]!r}: {r.reason}" for r in refused[:3])
+    where = f", kept in {quarantine.path}" if quarantine is not None else ""
+    summary = f"{len(refused)} record(s) refused by the store{where}; first: {first}"
+    try:
+        import json
+        import tempfile
+
+        run.store.client.set_tag(run.run_id, REFUSED_TAG, summary[:7900])
+        with tempfile.TemporaryDirectory(prefix="mltrack-refused-") as folder:
+            path = os.path.join(folder, "refused.json")
+            with open(path, "w", encoding="ascii") as fh:
+                json.dump([r.as_json() for r in refused], fh, ensure_ascii=True, indent=1)
+            run.store.client.log_artifact(run.run_id, path, "mltrack")
+    except Exception as exc:  # the report is best effort; the records are in the quarantine
+        logger.warning("mltrack: could not record the refused records on run %s: %s", run.run_id, exc)
+    warnings.warn(f"run {run.run_id}: {summary}", RecordsRefusedWarning, stacklevel=3)
+
+
 def get_run(run_id: str) -> Run:
     """The MLflow ``Run`` (info, params, metrics, tags) after flushing queued data."""
     if _writer is not None:
-        _writer.flush(get_settings_timeout())
+        _writer.flush(get_settings_timeout(), run_id=run_id)
     return _fetch_run(get_store(), run_id)
 
 

@@ -61,6 +61,26 @@ class MlflowStore:
             return None
         return store.get_host_creds() if isinstance(store, RestStore) else None
 
+    def probe(self, run_id: str) -> bool:
+        """Whether the store answers a read of ``run_id`` now (one quick try, no retries)."""
+        try:
+            if self._rest_creds is not None:
+                from mlflow.utils.rest_utils import http_request
+
+                response = http_request(  # type: ignore[no-untyped-call]
+                    self._rest_creds,
+                    "/api/2.0/mlflow/runs/get",
+                    "GET",
+                    max_retries=0,
+                    timeout=5,
+                    params={"run_id": run_id},
+                )
+                return bool(response.status_code == 200)
+            self.client.get_run(run_id)
+            return True
+        except Exception:
+            return False
+
     def write(self, batch: Batch) -> None:
         """Write a batch (within MLflow's per-request limits) to the store."""
         from mlflow.entities import Metric as MlflowMetric
@@ -178,6 +198,10 @@ class MlflowSink(Sink):
 
     def log_batch(self, batch: Batch) -> None:
         self.store.write(batch)
+
+    def probe(self, run_id: str) -> bool:
+        """Whether the store is healthy enough that a failed write means refused data."""
+        return self.store.probe(run_id)
 
 
 _stores: dict[tuple[str, str | None], MlflowStore] = {}

@@ -1,11 +1,19 @@
-"""The background writer: logging calls enqueue, one thread batches into the store.
+"""The background writer: one thread per process delivers runs' data to their stores.
 
-A logging call only validates and appends a tuple to a deque (~1 µs). The writer
-thread wakes every ``flush_interval_ms`` (or when asked to flush), groups what it
-drained by run, splits it within MLflow's per-request limits and writes it to the
-run's store, then hands the same batches to the extra sinks. A store write that
-fails is retried with exponential backoff; data that still cannot be written is kept
-and retried on every later cycle, and the error is raised at ``flush``/``end_run``.
+Metric points are not queued in memory: the logging call writes them to the run's
+spool (see ``mltrack.spool``) and the writer reads them back from there, at most
+``MAX_METRICS_PER_BATCH`` at a time, so a backlog of any size (a long store outage)
+costs disk, not the training process's memory, and is sent in full batches once the
+store is back. Params and tags (rare) and metrics of runs without a spool go through
+a small in-memory queue.
+
+The writer wakes every ``flush_interval_ms`` (or when asked to flush), writes each
+run's new data to its store and then hands the same batches to the extra sinks. A
+store write that fails to reach the store is retried with exponential backoff, then
+kept and retried on every later cycle; the error is raised at ``flush``/``end_run``.
+A batch the store *refuses* is split until the refused records are found: every other
+record is delivered, the refused ones go to the quarantine (see
+``mltrack.delivery``), and the run goes on.
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
+from mltrack.delivery import Item, Quarantine, Refused, classify, deliver_isolating, describe, to_batch
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
 from mltrack.sinks import Sink
-from mltrack.spool import RunSpool
+from mltrack.spool import REFUSED, SENT, RunSpool
 from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 logger = logging.getLogger("mltrack.writer")
@@ -29,6 +39,13 @@ logger = logging.getLogger("mltrack.writer")
 # Queue item tags (first tuple element).
 METRIC, PARAM, TAG, FLUSH = "m", "p", "t", "f"
 MAX_PARAMS_TAGS_BYTES = 800_000  # below MLflow's 1 MB request cap
+
+
+class FlushRequest(NamedTuple):
+    """Asks the writer to deliver everything logged before it, then set ``done``."""
+
+    done: threading.Event
+    bounds: dict[str, int]  # run id -> spool slot index below which every returned call's point lies
 
 
 def split_batch(batch: Batch) -> list[Batch]:
@@ -60,20 +77,45 @@ def split_batch(batch: Batch) -> list[Batch]:
     return small
 
 
+def _items_in_parts(items: list[Item], run_id: str) -> list[list[Item]]:
+    """``items`` cut into parts within MLflow's per-request limits (order kept)."""
+    parts: list[list[Item]] = []
+    current: list[Item] = []
+    params_tags = size = 0
+    for item in items:
+        record = item.record
+        is_metric = type(record) is Metric
+        item_size = 0 if is_metric else len(record[0]) + len(record[1])  # type: ignore[arg-type]
+        full = len(current) >= MAX_ENTITIES_PER_BATCH or (
+            not is_metric and (params_tags >= MAX_PARAMS_TAGS_PER_BATCH or size + item_size > MAX_PARAMS_TAGS_BYTES)
+        )
+        if current and full:
+            parts.append(current)
+            current, params_tags, size = [], 0, 0
+        current.append(item)
+        if not is_metric:
+            params_tags += 1
+            size += item_size
+    if current:
+        parts.append(current)
+    return parts
+
+
 @dataclass
 class _RunRoute:
+    run_id: str
     primary: Sink
     spool: RunSpool | None = None
-    unsent: list[tuple[Batch, list[int]]] = field(default_factory=list)
+    quarantine: Quarantine | None = None
+    backlog: list[Item] = field(default_factory=list)  # queued records not yet written
+    cursor: int = 0  # spool slots below this are sent, refused, skipped or abandoned
+    stuck: int = 0  # items of the last delivery that could not reach the store
     error: BaseException | None = None
-
-    def confirmed(self, slots: list[int]) -> None:
-        if self.spool is not None and slots:
-            self.spool.mark_sent(slots)
+    refused: list[Refused] = field(default_factory=list)
 
 
 class BackgroundWriter:
-    """One per process: drains the queue into each run's store and the extra sinks."""
+    """One per process: delivers each run's data to its store and the extra sinks."""
 
     def __init__(
         self,
@@ -83,18 +125,22 @@ class BackgroundWriter:
         backoff_s: float = 0.2,
         extra_sinks: list[Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        quarantine_dir: Path | None = None,
     ) -> None:
         self.flush_interval_s = flush_interval_s
         self.retries = retries
         self.backoff_s = backoff_s
         self.extra_sinks = list(extra_sinks or [])
+        self.quarantine_dir = quarantine_dir
         self.degraded: dict[str, str] = {}
+        self.progress = 0  # grows with every delivered batch: waits measure stalls by it
         self._sleep = sleep
         self._queue: deque[tuple[Any, ...]] = deque()
         # The hot path binds this directly: appending to a deque is atomic under the GIL.
         self.put: Callable[[tuple[Any, ...]], None] = self._queue.append
         self._routes: dict[str, _RunRoute] = {}
         self._routes_lock = threading.Lock()
+        self._cycle_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="mltrack-writer", daemon=True)
@@ -106,9 +152,13 @@ class BackgroundWriter:
         self, run_id: str, primary: Sink, experiment_id: str, run_name: str | None, spool: RunSpool | None = None
     ) -> None:
         with self._routes_lock:
-            route = self._routes.setdefault(run_id, _RunRoute(primary))
+            route = self._routes.get(run_id)
+            if route is None:
+                quarantine = Quarantine(self.quarantine_dir, run_id) if self.quarantine_dir is not None else None
+                route = self._routes[run_id] = _RunRoute(run_id, primary, quarantine=quarantine)
             if spool is not None:
                 route.spool = spool
+                route.cursor = 0
         for sink in self.extra_sinks:
             self._call_extra(sink, "start_run", run_id, experiment_id, run_name)
 
@@ -116,51 +166,87 @@ class BackgroundWriter:
         for sink in self.extra_sinks:
             self._call_extra(sink, "end_run", run_id, status)
 
+    def refused(self, run_id: str) -> tuple[list[Refused], Quarantine | None]:
+        """Records of ``run_id`` the store refused (kept in the quarantine)."""
+        with self._routes_lock:
+            route = self._routes.get(run_id)
+        return (list(route.refused), route.quarantine) if route else ([], None)
+
     # -- flushing -------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None, run_id: str | None = None) -> None:
-        """Wait until everything queued before this call is written.
+        """Wait until everything logged before this call is written.
 
+        ``timeout`` counts from the writer's last progress, so a large backlog that is
+        being delivered is waited for, while a store that stopped answering is not.
         Raises ``LoggingFailedError`` if data for ``run_id`` (or any run) could not be
         written, or if the wait timed out; that data is kept and retried later.
         """
+        with self._routes_lock:
+            routes = list(self._routes.values())
+        bounds = {r.run_id: r.spool.claim_bound() for r in routes if r.spool is not None and not r.spool.closed}
         if not self._thread.is_alive():
-            self._drain()  # writer gone (interpreter shutting down): write inline
+            self._cycle(bounds)  # writer gone (interpreter shutting down): write inline
         else:
-            done = threading.Event()
-            self._queue.append((FLUSH, done))
+            request = FlushRequest(threading.Event(), bounds)
+            self._queue.append((FLUSH, request))
             self._wake.set()
-            if not done.wait(timeout):
-                pending = len(self._queue)
+            if not self._wait(request.done, timeout):
                 raise LoggingFailedError(
-                    f"timed out after {timeout:.1f}s waiting for the store; {pending} queued "
-                    "item(s) are still being retried in the background",
+                    f"timed out: the store made no progress for {timeout:.1f}s; "
+                    f"{self._pending_total()} item(s) are still being retried in the background",
                     hint="check that the tracking server is reachable, then call mltrack.flush()",
                 )
         self._raise_failures(run_id)
 
+    def _wait(self, done: threading.Event, timeout: float | None) -> bool:
+        if timeout is None:
+            return done.wait()
+        progress = self.progress
+        deadline = time.monotonic() + timeout
+        while not done.wait(min(0.25, max(0.0, deadline - time.monotonic()))):
+            if self.progress != progress:
+                progress = self.progress
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() >= deadline:
+                return False
+        return True
+
+    def _pending_total(self) -> int:
+        with self._routes_lock:
+            routes = list(self._routes.values())
+        return len(self._queue) + sum(self._pending(r) for r in routes)
+
+    def _pending(self, route: _RunRoute) -> int:
+        spooled = route.spool.written_since(route.cursor) if route.spool is not None and not route.spool.closed else 0
+        return len(route.backlog) + spooled
+
     def _raise_failures(self, run_id: str | None) -> None:
         with self._routes_lock:
-            routes = [(rid, r) for rid, r in self._routes.items() if run_id in (None, rid)]
-        for rid, route in routes:
-            if route.unsent:
-                points = sum(len(b) for b, _ in route.unsent)
+            routes = [r for rid, r in self._routes.items() if run_id in (None, rid)]
+        for route in routes:
+            if route.error is not None:
+                points = max(self._pending(route), route.stuck)
+                if points == 0:
+                    continue
                 raise LoggingFailedError(
-                    f"{points} item(s) of run {rid} could not be written to the store after "
-                    f"{self.retries} retries: {_describe(route.error)}",
+                    f"{points} item(s) of run {route.run_id} could not be written to the store after "
+                    f"{self.retries} retries: {describe(route.error)}",
                     hint="they are kept and retried; fix the store, then call mltrack.flush()",
                 )
 
     def forget_run(self, run_id: str) -> list[Batch]:
-        """Stop routing ``run_id``; return whatever was never written."""
+        """Stop routing ``run_id``; return the queued records that were never written."""
         with self._routes_lock:
             route = self._routes.pop(run_id, None)
-        return [batch for batch, _ in route.unsent] if route else []
+        if route is None or not route.backlog:
+            return []
+        return [to_batch(run_id, part) for part in _items_in_parts(route.backlog, run_id)]
 
     def pending_items(self, run_id: str) -> int:
         with self._routes_lock:
             route = self._routes.get(run_id)
-        return sum(len(b) for b, _ in route.unsent) if route else 0
+        return self._pending(route) if route else 0
 
     # -- the thread -----------------------------------------------------------------
 
@@ -169,7 +255,7 @@ class BackgroundWriter:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
             try:
-                self._drain()
+                self._cycle()
             except Exception:  # the writer must outlive any bug in one cycle
                 logger.exception("mltrack writer cycle failed")
 
@@ -177,107 +263,135 @@ class BackgroundWriter:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout)
-        self._drain()
+        self._cycle()
 
-    def _drain(self) -> None:
-        pending: dict[str, Batch] = {}
-        slots: dict[str, list[int]] = {}
-        queue = self._queue
-        while True:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                break
-            kind = item[0]
-            if kind == METRIC:
-                batch = pending.get(item[1])
-                if batch is None:
-                    batch = pending[item[1]] = Batch(item[1])
-                    slots[item[1]] = []
-                batch.metrics.append(Metric(item[2], item[3], item[4], item[5]))
-                slots[item[1]].append(item[6])
-            elif kind in (PARAM, TAG):
-                batch = pending.get(item[1])
-                if batch is None:
-                    batch = pending[item[1]] = Batch(item[1])
-                    slots[item[1]] = []
-                if kind == PARAM:
-                    batch.params.append(Param(item[2], item[3]))
-                else:
-                    batch.tags.append(Tag(item[2], item[3]))
-            elif kind == FLUSH:
-                self._write(pending, slots)
-                pending, slots = {}, {}
-                item[1].set()
-        self._write(pending, slots)
-
-    def _write(self, pending: dict[str, Batch], slots: dict[str, list[int]]) -> None:
-        with self._routes_lock:
-            stuck = [r for r in self._routes.values() if r.unsent]
-        for route in stuck:
-            self._retry_unsent(route)
-        for run_id, batch in pending.items():
+    def _cycle(self, extra_bounds: dict[str, int] | None = None) -> None:
+        """Take the queue, deliver every run's data, then release the flushes taken."""
+        with self._cycle_lock:
+            bounds = dict(extra_bounds or {})
+            flushes: list[FlushRequest] = []
+            queue = self._queue
             with self._routes_lock:
-                found = self._routes.get(run_id)
-            if found is None:
-                logger.error("mltrack writer: data for unknown run %s dropped", run_id)
-                continue
-            run_slots = [i for i in slots[run_id] if i >= 0]
-            start = 0
-            for small in split_batch(batch):
-                # split_batch keeps metric order, so each part's slots are the next run of slots
-                part_slots = run_slots[start : start + len(small.metrics)] if run_slots else []
-                start += len(small.metrics)
-                self._deliver(found, small, part_slots, retries=self.retries)
-                for sink in self.extra_sinks:
-                    self._call_extra(sink, "log_batch", small)
-
-    def _retry_unsent(self, route: _RunRoute) -> None:
-        # Kept batches leave the list only once written, so a concurrent flush() never
-        # sees an empty list while a retry is still in flight.
-        while route.unsent:
-            batch, part_slots = route.unsent[0]
+                routes = self._routes
+                while True:
+                    try:
+                        item = queue.popleft()
+                    except IndexError:
+                        break
+                    kind = item[0]
+                    if kind == FLUSH:
+                        request: FlushRequest = item[1]
+                        flushes.append(request)
+                        for rid, bound in request.bounds.items():
+                            bounds[rid] = max(bound, bounds.get(rid, 0))
+                        continue
+                    route = routes.get(item[1])
+                    if route is None:
+                        logger.error("mltrack writer: data for unknown run %s dropped", item[1])
+                    elif kind == METRIC:
+                        route.backlog.append(Item(Metric(item[2], item[3], item[4], item[5])))
+                    elif kind == PARAM:
+                        route.backlog.append(Item(Param(item[2], item[3])))
+                    else:
+                        route.backlog.append(Item(Tag(item[2], item[3])))
+                active = list(routes.values())
             try:
-                route.primary.log_batch(batch)
-            except Exception as exc:
-                route.error = exc
-                return
-            route.unsent.pop(0)
-            route.error = None
-            route.confirmed(part_slots)
+                for route in active:
+                    self._deliver_route(route, bounds.get(route.run_id))
+            finally:
+                for request in flushes:
+                    request.done.set()
 
-    def _deliver(self, route: _RunRoute, batch: Batch, part_slots: list[int], *, retries: int) -> None:
-        if route.unsent:  # keep order: once something is stuck, queue behind it
-            route.unsent.append((batch, part_slots))
+    def _deliver_route(self, route: _RunRoute, bound: int | None) -> None:
+        if route.backlog:
+            done = 0
+            for part in _items_in_parts(route.backlog, route.run_id):
+                if not self._deliver(route, part):
+                    del route.backlog[:done]
+                    return
+                done += len(part)
+            del route.backlog[:done]
+        spool = route.spool
+        if spool is None or spool.closed:
             return
-        delay = self.backoff_s
-        for attempt in range(retries + 1):
-            try:
-                route.primary.log_batch(batch)
-                route.error = None
-                route.confirmed(part_slots)
+        position = route.cursor
+        while True:
+            slots, after, hole = spool.read_slots(position, bound, MAX_METRICS_PER_BATCH)
+            if slots:
+                part = [Item(Metric(s.key, s.value, s.timestamp, s.step), s.slot) for s in slots]
+                if not self._deliver(route, part):
+                    return
+            if position == route.cursor:
+                route.cursor = hole if hole is not None else after
+                spool.release_below(route.cursor)
+            if not slots or after == position:
                 return
+            position = after
+
+    def _deliver(self, route: _RunRoute, part: list[Item]) -> bool:
+        """Write one part to the run's store; False if the store could not be reached."""
+        attempts = self.retries + 1 if route.error is None else 1
+        delay = self.backoff_s
+        probe = getattr(route.primary, "probe", None)
+        for attempt in range(attempts):
+            try:
+                refused = deliver_isolating(
+                    route.primary.log_batch, route.run_id, part, (lambda: bool(probe(route.run_id))) if probe else None
+                )
             except Exception as exc:
                 route.error = exc
-                if attempt < retries:
+                route.stuck = len(part)
+                if attempt + 1 < attempts:
                     logger.warning(
                         "mltrack: store write failed (%s); retry %d/%d in %.1fs",
-                        _describe(exc),
+                        describe(exc),
                         attempt + 1,
-                        retries,
+                        self.retries,
                         delay,
                     )
                     self._sleep(delay)
                     delay *= 2
-        route.unsent.append((batch, part_slots))
+                continue
+            route.error = None
+            route.stuck = 0
+            self.progress += 1
+            if refused:
+                self._quarantine(route, refused)
+            refused_ids = {id(r.item) for r in refused}
+            if route.spool is not None:
+                route.spool.mark([i.slot for i in part if i.slot >= 0 and id(i) not in refused_ids], SENT)
+            delivered = [i for i in part if id(i) not in refused_ids]
+            if delivered and self.extra_sinks:
+                batch = to_batch(route.run_id, delivered)
+                for sink in self.extra_sinks:
+                    self._call_extra(sink, "log_batch", batch)
+            return True
+        return False
+
+    def _quarantine(self, route: _RunRoute, refused: list[Refused]) -> None:
+        route.refused.extend(refused)
+        if route.spool is not None:
+            route.spool.mark([r.item.slot for r in refused if r.item.slot >= 0], REFUSED)
+        if route.quarantine is not None:
+            try:
+                route.quarantine.add(refused)
+            except OSError as exc:
+                logger.error("mltrack: could not write refused records to %s: %s", route.quarantine.path, exc)
+        # info, not warning: end_run warns once for the whole run (RecordsRefusedWarning)
+        logger.info(
+            "mltrack: the store refused %d record(s) of run %s (%s); the rest was delivered",
+            len(refused),
+            route.run_id,
+            refused[0].reason,
+        )
 
     def _call_extra(self, sink: Sink, method: str, *args: Any) -> None:
         try:
             getattr(sink, method)(*args)
         except Exception as exc:
             if sink.name not in self.degraded:
-                logger.warning("mltrack sink %r failed in %s and is degraded: %s", sink.name, method, _describe(exc))
-            self.degraded[sink.name] = f"{method}: {_describe(exc)}"
+                logger.warning("mltrack sink %r failed in %s and is degraded: %s", sink.name, method, describe(exc))
+            self.degraded[sink.name] = f"{method}: {describe(exc)}"
 
     def close_sinks(self) -> None:
         for sink in self.extra_sinks:
@@ -285,8 +399,6 @@ class BackgroundWriter:
             self._call_extra(sink, "close")
 
 
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first[:300]}"
+def is_refusal(exc: BaseException) -> bool:
+    """Whether a store error means the data itself was refused."""
+    return classify(exc) == "refused"
