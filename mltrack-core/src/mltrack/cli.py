@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -13,6 +14,7 @@ import click
 
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
+from mltrack.secrets import mask_secrets
 
 CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments", "serve")
 
@@ -36,8 +38,26 @@ def _table(*columns: str) -> Any:
     return table
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def echo_json(data: Any, *, indent: int | None = 2) -> None:
+    """Print ``data`` as strict JSON, the form of every ``--json`` output.
+
+    ``json.dumps`` writes NaN and infinity as bare ``NaN``/``Infinity``, which JSON parsers
+    (``jq``, ``JSON.parse``) reject; they are printed as ``null``, as the UI's API sends them.
+    """
+    click.echo(json.dumps(_finite(data), indent=indent, default=str, allow_nan=False))
+
+
+_echo_json = echo_json  # the name sync_command prints with
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,7 +74,7 @@ def plugins_command(as_json: bool) -> None:
 
     infos = get_plugin_manager().plugin_infos()
     if as_json:
-        _echo_json([info.as_dict() for info in infos])
+        echo_json([info.as_dict() for info in infos])
         return
     table = _table("name", "distribution", "version", "status", "contributes / reason")
     for info in infos:
@@ -75,20 +95,6 @@ def config_group() -> None:
     """Inspect configuration."""
 
 
-def _mask(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    text = str(value)
-    if any(word in name.lower() for word in ("password", "secret", "token", "key")):
-        return "********"
-    # Only strings can hold a URI; a dict or list must keep its shape (plugin sections are masked per key).
-    if isinstance(value, str) and "://" in text and "@" in text.split("://", 1)[1]:
-        scheme, rest = text.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:********@{host}"
-    return value
-
-
 @config_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def config_show(as_json: bool) -> None:
@@ -104,13 +110,9 @@ def config_show(as_json: bool) -> None:
         if name == "tracking_uri" and value is None:
             value = settings.resolved_tracking_uri()
             source = describe_source((name,)) if "MLFLOW_TRACKING_URI" in os.environ else "default"
-        if name == "plugins":
-            value = {p: {k: _mask(k, v) for k, v in section.items()} for p, section in value.items()}
-        rows.append({"setting": name, "value": _mask(name, value), "source": source})
+        rows.append({"setting": name, "value": mask_secrets(value, name), "source": source})
     if as_json:
-        _echo_json(
-            {"settings": rows, "config_file": str(config_file() or ""), "pyproject": str(pyproject_file() or "")}
-        )
+        echo_json({"settings": rows, "config_file": str(config_file() or ""), "pyproject": str(pyproject_file() or "")})
         return
     table = _table("setting", "value", "source")
     for row in rows:
@@ -134,13 +136,13 @@ def experiments_list(as_json: bool) -> None:
         {
             "id": e.experiment_id,
             "name": e.name,
-            "artifact_location": e.artifact_location,
+            "artifact_location": mask_secrets(e.artifact_location),
             "lifecycle_stage": e.lifecycle_stage,
         }
         for e in experiments
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     table = _table("id", "name", "artifact location")
     for row in rows:
@@ -185,7 +187,7 @@ def runs_list(
     found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
     rows = [_run_row(r) for r in found]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     table = _table("run id", "name", "exp", "status", "started", "duration s", "metrics")
     for row in rows:
@@ -214,7 +216,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     row = _run_row(run)
     row["tags"] = dict(run.data.tags)
     if as_json:
-        _echo_json(row)
+        echo_json(row)
         return
     console = _console()
     console.print(f"[bold]{row['name']}[/] {row['run_id']}  {row['status']}  experiment {row['experiment_id']}")
@@ -249,7 +251,7 @@ def models_list(as_json: bool) -> None:
             }
         )
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     table = _table("name", "latest", "versions", "aliases")
     for row in rows:
@@ -274,7 +276,7 @@ def models_show(name: str, as_json: bool) -> None:
             "version": int(v.version),
             "run_id": v.run_id,
             "status": v.status,
-            "source": v.source,
+            "source": mask_secrets(v.source),
             "aliases": sorted(aliases.get(str(v.version), [])),
             "tags": dict(v.tags or {}),
             "created": v.creation_timestamp,
@@ -282,7 +284,7 @@ def models_show(name: str, as_json: bool) -> None:
         for v in list_versions(name)
     ]
     if as_json:
-        _echo_json({"name": model.name, "description": model.description, "versions": rows})
+        echo_json({"name": model.name, "description": model.description, "versions": rows})
         return
     table = _table("version", "aliases", "run id", "status", "tags")
     for row in rows:
@@ -367,6 +369,8 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             "params": r.params,
             "tags": r.tags,
             "status_set": r.status_set,
+            "refused": r.refused,
+            "quarantined": r.quarantined,
             "problems": r.problems,
             "error": r.error,
             "path": str(r.path),
@@ -378,20 +382,25 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     else:
         if not rows:
             console.print(f"nothing to sync under {root}")
-        table = _table("run id", "store", "metrics", "params", "tags", "status set", "problems")
+        table = _table("run id", "store", "metrics", "params", "tags", "refused", "status set", "problems")
         for report in reports:
             notes = "; ".join(report.problems + ([f"[red]{report.error}[/]"] if report.error else []))
+            if report.quarantined:
+                notes = f"[yellow]damaged: moved to {report.quarantined}[/]; " + notes
             table.add_row(
                 report.run_id,
                 report.tracking_uri or "",
                 str(report.metrics),
                 str(report.params),
                 str(report.tags),
+                str(report.refused),
                 report.status_set or "",
                 notes,
             )
         if rows:
             console.print(table)
+    # Refused records and damaged spools are settled (kept in the quarantine, reported above):
+    # only a spool that could not be sent at all, and is kept for another try, is a failure.
     failed = [r for r in reports if not r.ok]
     if failed:
         raise MLTrackError(
@@ -460,7 +469,8 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, hint: str | None) -> None:
     if _debug():
         traceback.print_exc()
-    click.echo(message, err=True)
+    # A store's or provider's error often quotes the URI it failed on, password included.
+    click.echo(mask_secrets(message), err=True)
     if hint:
-        click.echo(f"Hint: {hint}", err=True)
+        click.echo(f"Hint: {mask_secrets(hint)}", err=True)
     sys.exit(1)
