@@ -59,8 +59,10 @@ def test_a_refused_record_is_quarantined_and_everything_else_of_the_run_is_store
     assert [a.path for a in client.list_artifacts(run.run_id, "mltrack")] == ["mltrack/refused.json"]
 
 
-def test_a_refused_record_leaves_other_runs_reads_and_flushes_working(tracking_uri: str) -> None:
+def test_a_refused_record_leaves_other_runs_reads_and_flushes_working(tracking_uri: str, tmp_path: Path) -> None:
     client = mlflow.MlflowClient(tracking_uri)
+    experiment = f"poison-{tmp_path.name}-{time.time_ns()}"
+    mltrack.set_experiment(experiment)
     with pytest.warns(mltrack.RecordsRefusedWarning), mltrack.start_run("poisoned") as bad:
         client.log_param(bad.run_id, "seed", "1")
         mltrack.log_param("seed", 2)
@@ -69,7 +71,10 @@ def test_a_refused_record_leaves_other_runs_reads_and_flushes_working(tracking_u
         mltrack.log_metric("acc", 0.9)
         mltrack.flush()
         assert mltrack.get_run(good.run_id).data.metrics == {"acc": 0.9}
-    assert [r.info.run_name for r in mltrack.search_runs(order_by=["start_time ASC"])] == ["poisoned", "healthy"]
+    assert [r.info.run_name for r in mltrack.search_runs(experiment, order_by=["start_time ASC"])] == [
+        "poisoned",
+        "healthy",
+    ]
     assert client.get_run(good.run_id).info.status == "FINISHED"
 
 
