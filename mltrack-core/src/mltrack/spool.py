@@ -157,7 +157,11 @@ class RunSpool:
         # Slot indices handed out whose call failed before writing them (no room for
         # their segment): readers step over them instead of waiting.
         self.abandoned: set[int] = set()
+        self._trimmed: set[int] = set()
         self._lock = threading.Lock()
+        # Taken by the writer's reads and marks and by close(), never by the logging calls:
+        # the writer never touches a mapping that close() is unmapping.
+        self._io_lock = threading.Lock()
         self.closed = False
         self._log_fd = -1
         self._lock_fd = -1
@@ -237,7 +241,7 @@ class RunSpool:
             if target is None:
                 target = self._segment(index >> SEGMENT_BITS)
             SLOT.pack_into(target, (index & SEGMENT_MASK) << 5, 0, 0, SKIPPED, 0, 0.0, 0, 0)
-        except (SpoolFullError, OSError, TypeError):
+        except (SpoolFullError, OSError, TypeError, ValueError):
             self.abandoned.add(index)
         return index
 
@@ -251,6 +255,12 @@ class RunSpool:
         another thread's call is still writing (None if none): below that *hole* and
         the slots returned, everything is sent, refused, skipped or abandoned.
         """
+        with self._io_lock:
+            if self.closed:
+                return [], start, None
+            return self._read_slots(start, bound, limit)
+
+    def _read_slots(self, start: int, bound: int | None, limit: int) -> tuple[list[SpoolSlot], int, int | None]:
         found: list[SpoolSlot] = []
         hole: int | None = None
         index = start
@@ -279,13 +289,14 @@ class RunSpool:
 
     def mark(self, slots: list[int], state: int = SENT) -> None:
         """Record that the store confirmed (or refused) these slots."""
-        if self.closed:
-            return
-        maps = self._maps
-        for index in slots:
-            target = maps[index >> SEGMENT_BITS]
-            if target is not None:
-                target[((index & SEGMENT_MASK) << 5) + STATE_OFFSET] = state
+        with self._io_lock:
+            if self.closed:
+                return
+            maps = self._maps
+            for index in slots:
+                target = maps[index >> SEGMENT_BITS]
+                if target is not None:
+                    target[((index & SEGMENT_MASK) << 5) + STATE_OFFSET] = state
 
     def mark_sent(self, slots: list[int]) -> None:
         self.mark(slots, SENT)
@@ -293,10 +304,10 @@ class RunSpool:
     def release_below(self, cursor: int) -> None:
         """Unmap and delete segments whose every slot is final: a long run's spool
         stays small, and so does the process's memory."""
-        if self.closed:
-            return
         last_done = (cursor >> SEGMENT_BITS) - 1
-        with self._lock:
+        with self._io_lock, self._lock:
+            if self.closed:
+                return
             for number in range(min(last_done + 1, len(self._maps))):
                 target = self._maps[number]
                 if target is None:
@@ -308,8 +319,28 @@ class RunSpool:
                 except OSError:
                     pass
 
+    def trim(self) -> None:
+        """Drop the pages of full segments from this process's memory (they stay in the
+        file and the page cache, and are read back on demand), so a long outage's
+        backlog does not grow the training process."""
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        with self._io_lock:
+            if self.closed:
+                return
+            maps = self._maps
+            for number in range(len(maps) - 1):  # the last segment is still being written
+                target = maps[number]
+                if target is not None and number not in self._trimmed:
+                    target.madvise(mmap.MADV_DONTNEED)
+                    self._trimmed.add(number)
+
     def written_since(self, cursor: int) -> int:
         """How many slots from ``cursor`` on are written but not yet sent."""
+        with self._io_lock:
+            return 0 if self.closed else self._written_since(cursor)
+
+    def _written_since(self, cursor: int) -> int:
         total = 0
         for number, target in enumerate(self._maps):
             if target is None or ((number + 1) << SEGMENT_BITS) <= cursor:
@@ -376,9 +407,10 @@ class RunSpool:
 
     def close(self, *, delete: bool) -> None:
         """Release the spool; ``delete`` once everything in it is in the store."""
-        if self.closed:
-            return
-        self.closed = True
+        with self._io_lock:
+            if self.closed:
+                return
+            self.closed = True
         maps = [m for m in self._maps if m is not None]
         if not delete:
             for target in maps:

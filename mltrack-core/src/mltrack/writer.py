@@ -303,6 +303,8 @@ class BackgroundWriter:
                     request.done.set()
 
     def _deliver_route(self, route: _RunRoute, bound: int | None) -> None:
+        if route.spool is not None:
+            route.spool.trim()  # first: during an outage the deliveries below stop early
         if route.backlog:
             done = 0
             for part in _items_in_parts(route.backlog, route.run_id):
