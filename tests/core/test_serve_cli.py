@@ -205,6 +205,99 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(sqlite_uri: str, serve
     assert server.proc.wait(60) == 0
 
 
+def raw_post(url: str, headers: str, body: bytes = b"") -> tuple[int, dict[str, str], Any]:
+    """POST /invocations over a bare socket (for bodies urllib will not send); the server must
+    close the connection after answering. Returns the status, headers and JSON body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /invocations HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode() + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), fields, json.loads(payload)
+
+
+def test_an_oversize_body_is_a_413_and_requests_beyond_the_concurrency_limit_a_503(
+    sqlite_uri: str, serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    log_by_value(Slow(str(started), str(release)), "bounded", **DOUBLES)
+    monkeypatch.setenv("MLTRACK_SERVE_MAX_BODY_SIZE", "1KiB")  # the environment sets what the CLI does not
+    server = serve("bounded", "--port", "0", "--max-concurrency", "1")
+    url = server.wait_ready()
+    # a declared size over the limit: answered at once, before any of the body is sent
+    status, headers, answer = raw_post(url, "Content-Type: application/json\r\nContent-Length: 10000000000\r\n")
+    assert (status, headers["connection"], answer["error_code"]) == (413, "close", "REQUEST_TOO_LARGE")
+    assert "limit of 1.0 KiB" in answer["message"] and "(10,000,000,000 bytes)" in answer["message"]
+    # chunked, with no Content-Length: cut off once the bytes received pass the limit
+    chunk = b"1" * 800
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    status, _, answer = raw_post(url, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", chunked)
+    assert (status, answer["error_code"]) == (413, "REQUEST_TOO_LARGE")
+    # one request inside the model takes the only place: the next one is turned away at once
+    answers: list[tuple[int, Any]] = []
+    held = threading.Thread(target=lambda: answers.append(post(url + "/invocations", b'{"inputs": {"x": [1.0]}}')))
+    held.start()
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and held.is_alive()
+        time.sleep(0.02)
+    status, answer = post(url + "/invocations", b'{"inputs": {"x": [2.0]}}', timeout=10)
+    assert (status, answer["error_code"]) == (503, "TEMPORARILY_UNAVAILABLE")
+    assert get(url + "/ping")[0] == 200
+    release.touch()
+    held.join(60)
+    assert answers == [(200, {"predictions": [2.0]})]
+    assert post(url + "/invocations", b'{"inputs": {"x": [2.0]}}') == (200, {"predictions": [4.0]})
+    assert get(url + "/version") == (200, mlflow.__version__.encode())
+    assert server.stop() == 0
+
+
+def test_sigterm_with_slow_clients_and_a_stuck_prediction_exits_within_the_shutdown_timeout(
+    sqlite_uri: str, serve: Any, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    log_by_value(Slow(str(started), str(tmp_path / "never")), "stuck", **DOUBLES)
+    server = serve("stuck", "--port", "0", "--shutdown-timeout-s", "2")
+    url = server.wait_ready()
+    host, port = url.removeprefix("http://").split(":")
+
+    cut_off: list[tuple[int, Any]] = []
+
+    def predict_forever() -> None:
+        cut_off.append(post(url + "/invocations", b'{"inputs": {"x": [1.0]}}', timeout=60))
+
+    stuck = threading.Thread(target=predict_forever, daemon=True)
+    stuck.start()
+    slow_clients = []
+    for _ in range(5):  # each sends its headers and a little of its body, then nothing more
+        client = socket.create_connection((host, int(port)), timeout=60)
+        client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        client.sendall(b'Content-Length: 1000\r\n\r\n{"inputs": ')
+        slow_clients.append(client)
+    deadline = time.monotonic() + 60
+    while not started.exists():  # the prediction is running and never ends on its own
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(30)
+    finally:
+        for client in slow_clients:
+            client.close()
+    took = time.monotonic() - signalled
+    assert code == 0
+    assert took < 2 + 6, f"the server took {took:.1f} s to exit after SIGTERM, with a 2 s shutdown timeout"
+    assert "still running after the shutdown timeout" in server.log.read_text()
+    stuck.join(10)
+    assert [(status, answer["error_code"]) for status, answer in cut_off] == [(503, "TEMPORARILY_UNAVAILABLE")]
+
+
 def test_serve_a_local_model_directory_and_stop_on_sigint(sqlite_uri: str, serve: Any, tmp_path: Path) -> None:
     release = tmp_path / "release"
     release.touch()
@@ -268,7 +361,18 @@ def test_importing_the_command_imports_no_server_or_framework(tmp_path: Path) ->
     heavy = {"fastapi", "starlette", "uvicorn", "mlflow", "pandas", "numpy", "orjson", "sklearn", "torch"}
     assert not heavy & set(eval(result.stdout))
     help_text = run_cli("serve", "--help").stdout
-    for option in ("--version", "--host", "--port", "--workers", "--max-batch-size", "--max-wait-ms"):
+    for option in (
+        "--version",
+        "--host",
+        "--port",
+        "--workers",
+        "--max-batch-size",
+        "--max-wait-ms",
+        "--max-body-size",
+        "--max-concurrency",
+        "--shutdown-timeout-s",
+        "MLTRACK_SERVE_MAX_BODY_SIZE",
+    ):
         assert option in help_text
 
 
@@ -277,3 +381,7 @@ def test_bad_options_are_refused_by_the_command(sqlite_uri: str) -> None:
     assert result.returncode == 2 and "--workers" in result.stderr
     result = run_cli("serve", "churn", "--max-wait-ms", "-1")
     assert result.returncode == 2 and "--max-wait-ms" in result.stderr
+    result = run_cli("serve", "churn", "--max-body-size", "lots")
+    assert result.returncode == 2 and "'lots' is not a size" in result.stderr
+    result = run_cli("serve", "churn", "--max-concurrency", "0")
+    assert result.returncode == 2 and "--max-concurrency" in result.stderr

@@ -20,8 +20,10 @@ from typing import Any
 import httpx
 import mlflow
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
+from conftest import run_python
 from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
 from sklearn.base import clone
@@ -33,6 +35,7 @@ import mltrack
 from mltrack.errors import InvalidInputError
 from mltrack.models import ModelNotFoundError
 from mltrack.serving import ServedModel, create_app, create_lazy_app, load_served_model
+from mltrack.store import get_store
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -193,16 +196,65 @@ def test_ping_health_and_metadata_describe_the_loaded_model(client: TestClient) 
     assert meta["signature"]["outputs"][0]["type"] == "tensor"
 
 
-def test_a_model_error_is_a_500_and_the_next_request_is_answered(doubler: tuple[ServedModel, Path]) -> None:
+@pytest.fixture
+def mlflow_scoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """MLflow's own scoring server (``mlflow models serve``'s app), in-process, for a model folder."""
+    from mlflow.pyfunc import scoring_server
+
+    # init() marks the process as a serving environment; the mark goes when the test ends
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    clients: list[TestClient] = []
+
+    def start(path: Path) -> TestClient:
+        client = TestClient(scoring_server.init(mlflow.pyfunc.load_model(str(path))))
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def same_answer_as_mlflow(ours: httpx.Response, theirs: httpx.Response) -> None:
+    """The same status and error code as MLflow's scoring server (MLTrack's message is its own)."""
+    assert ours.status_code == theirs.status_code, (ours.text, theirs.text[:300])
+    assert ours.json()["error_code"] == theirs.json()["error_code"], (ours.text, theirs.text[:300])
+
+
+def test_a_model_error_is_a_400_as_mlflow_answers_and_the_next_request_is_answered(
+    doubler: tuple[ServedModel, Path], mlflow_scoring: Any
+) -> None:
     served, _ = doubler
     with TestClient(create_app(dataclasses.replace(served, batchable=False))) as client:
         response = client.post("/invocations", json={"inputs": {"x": [-1.0]}})
-        assert response.status_code == 500
+        assert response.status_code == 400
         assert response.json() == {
-            "error_code": "INTERNAL_ERROR",
+            "error_code": "BAD_REQUEST",
             "message": "the model failed on this input: ValueError: negative x in 1 rows",
         }
+        same_answer_as_mlflow(
+            response, mlflow_scoring(served.path).post("/invocations", json={"inputs": {"x": [-1.0]}})
+        )
         assert client.post("/invocations", json={"inputs": {"x": [2.5]}}).json() == {"predictions": [5.0]}
+
+
+def test_a_csv_body_with_only_a_header_row_is_a_400_as_mlflow_answers(
+    client: TestClient, churn: ServedModel, mlflow_scoring: Any
+) -> None:
+    header_only = {"content": ",".join(FEATURES).encode() + b"\n", "headers": {"Content-Type": "text/csv"}}
+    response = client.post("/invocations", **header_only)
+    assert response.status_code == 400 and response.json()["error_code"] == "BAD_REQUEST"
+    assert "header row but no data rows" in response.json()["message"]
+    same_answer_as_mlflow(response, mlflow_scoring(churn.path).post("/invocations", **header_only))
+
+
+def test_version_answers_the_mlflow_version_as_mlflows_server_does(
+    client: TestClient, churn: ServedModel, mlflow_scoring: Any
+) -> None:
+    ours = client.get("/version")
+    theirs = mlflow_scoring(churn.path).get("/version")
+    assert ours.status_code == 200 and ours.text == mlflow.__version__
+    assert (ours.text, ours.headers["content-type"]) == (theirs.text, theirs.headers["content-type"])
 
 
 class Scaled(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
@@ -212,7 +264,9 @@ class Scaled(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
         return model_input["x"].to_numpy() * (params or {}).get("scale", 1.0)
 
 
-def test_params_are_passed_and_mlflows_param_errors_are_400s(sqlite_uri: str) -> None:
+def test_params_are_passed_and_mlflows_param_errors_keep_mlflows_status_and_code(
+    sqlite_uri: str, mlflow_scoring: Any
+) -> None:
     example = pd.DataFrame({"x": [1.0]})
     signature = infer_signature(example, np.array([1.0]), params={"scale": 1.0})
     served = log_python(Scaled(), "scaled", signature=signature)
@@ -220,9 +274,11 @@ def test_params_are_passed_and_mlflows_param_errors_are_400s(sqlite_uri: str) ->
         assert client.post("/invocations", json={"inputs": {"x": [2.0]}}).json() == {"predictions": [2.0]}
         answer = client.post("/invocations", json={"inputs": {"x": [2.0]}, "params": {"scale": 3.0}})
         assert answer.json() == {"predictions": [6.0]}
-        bad = client.post("/invocations", json={"inputs": {"x": [2.0]}, "params": {"scale": "big"}})
-        assert bad.status_code == 400 and bad.json()["error_code"] == "BAD_REQUEST"
+        body = {"inputs": {"x": [2.0]}, "params": {"scale": "big"}}
+        bad = client.post("/invocations", json=body)
+        assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "scale" in bad.json()["message"]
+        same_answer_as_mlflow(bad, mlflow_scoring(served.path).post("/invocations", json=body))
 
 
 def test_a_tensor_signature_takes_nested_lists_and_checks_the_shape(
@@ -286,6 +342,65 @@ def test_unknown_models_and_bad_references_say_what_is_wrong(churn: ServedModel,
         load_served_model(str(tmp_path / "missing"))
     with pytest.raises(InvalidInputError, match="conflicts with the version"):
         load_served_model("models:/churn/1", 2)
+
+
+QUOTED = "o'brien's \"churn\" model"
+
+
+def test_the_registry_lookup_finds_versions_latest_and_aliases_itself(
+    tracking_uri: str, pipeline: tuple[Any, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite is read directly and an MLflow server asked over REST; MLflow's client (the one
+    seam faked here) must not be needed, even for a name with quotes in it."""
+    model, frame = pipeline
+    for _ in range(3):
+        with mltrack.start_run():
+            mltrack.log_model(model, "model", input_example=frame.head(2), registered_model_name="churn")
+    mltrack.set_alias("churn", "champion", 1)
+    client = get_store().client
+    client.delete_model_version("churn", "3")  # latest is the newest version not deleted
+    first = client.get_model_version("churn", "1")
+    client.create_registered_model(QUOTED)  # MLflow takes names MLTrack's own API refuses
+    client.create_model_version(QUOTED, source=first.source, run_id=first.run_id)
+    client.set_registered_model_alias(QUOTED, "prod", "1")
+    sample, expected = rows(pipeline, 2)
+    references: list[tuple[str, Any, str, str]] = [
+        ("churn", 1, "churn", "1"),
+        ("churn", "2", "churn", "2"),
+        ("churn", "latest", "churn", "2"),
+        ("churn", "@champion", "churn", "1"),
+        ("churn", "champion", "churn", "1"),
+        ("models:/churn/2", "latest", "churn", "2"),
+        ("models:/churn/latest", "latest", "churn", "2"),
+        ("models:/churn@champion", "latest", "churn", "1"),
+        (QUOTED, 1, QUOTED, "1"),
+        (QUOTED, "latest", QUOTED, "1"),
+        (QUOTED, "@prod", QUOTED, "1"),
+        (f"models:/{QUOTED}@prod", "latest", QUOTED, "1"),
+    ]
+    with monkeypatch.context() as patch:
+        patch.setattr("mltrack.models.resolve_version", _refuse_mlflows_client)
+        for reference, version, name, number in references:
+            served = load_served_model(reference, version)
+            assert (served.name, served.version) == (name, number), (reference, version)
+            assert served.predictor.predict(sample).tolist() == expected, (reference, version)
+    # MLTrack's model API finds the same files in the cache, and keeps them
+    record = load_served_model("churn", 1).path / "mltrack-model.json"
+    written = record.stat().st_mtime_ns
+    assert mltrack.load_model("churn", 1).predict(sample).tolist() == expected
+    assert record.stat().st_mtime_ns == written
+    # a fresh process, with an empty model cache, finds and fetches a version without importing MLflow
+    code = (
+        "import sys; from mltrack.serving.loading import locate_model; "
+        "found = locate_model('models:/churn@champion'); "
+        "print(found.version, (found.path / 'MLmodel').is_file(), 'mlflow' in sys.modules)"
+    )
+    result = run_python(code, env={"MLTRACK_DATA_DIR": str(tmp_path / "fresh")})
+    assert result.stdout.split() == ["1", "True", "False"], result.stderr
+
+
+def _refuse_mlflows_client(name: str, version: Any = "latest") -> Any:
+    raise AssertionError(f"MLflow's client was asked for {name!r} version {version!r}")
 
 
 class Gated:
@@ -375,7 +490,7 @@ def test_a_request_the_model_fails_on_does_not_fail_its_batch(doubler: tuple[Ser
     served, calls = doubler
     app = create_app(served, max_batch_size=4, max_wait_ms=20_000)
     answers = post_all(app, [{"inputs": {"x": [x]}} for x in (1.0, 2.0, -3.0, 4.0)])
-    assert [a.status_code for a in answers] == [200, 200, 500, 200]
+    assert [a.status_code for a in answers] == [200, 200, 400, 200]
     assert [answers[i].json()["predictions"] for i in (0, 1, 3)] == [[2.0], [4.0], [8.0]]
     assert "negative x" in answers[2].json()["message"]
     assert calls_of(calls) == [4, 1, 1, 1, 1]  # the batch, then each request alone
@@ -432,3 +547,143 @@ def test_an_app_serves_again_after_its_lifespan_ended(doubler: tuple[ServedModel
         with TestClient(app) as client:
             assert client.post("/invocations", json={"inputs": {"x": [x]}}).json() == {"predictions": [2 * x]}
     assert calls_of(calls) == [1, 1]
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+
+class Passthrough:
+    """A do-nothing ASGI middleware: with one, the scoring routes go through FastAPI's routing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("middleware", [False, True], ids=["bare", "with-middleware"])
+def test_a_body_over_the_limit_is_a_413_with_or_without_content_length(
+    client: TestClient, churn: ServedModel, middleware: bool
+) -> None:
+    app = create_app(churn, max_body_size="1KiB")
+    if middleware:
+        app.add_middleware(Passthrough)
+    body = orjson.dumps({"inputs": {name: [0.5] * 100 for name in FEATURES}})
+    assert len(body) > 1024
+    with TestClient(app) as small:
+        for route in ("/invocations", "/predict"):
+            declared = small.post(route, content=body, headers={"Content-Type": "application/json"})
+            chunked = small.post(
+                route, content=iter([body[:600], body[600:]]), headers={"Content-Type": "application/json"}
+            )
+            for response in (declared, chunked):
+                assert response.status_code == 413
+                assert response.headers["connection"] == "close"
+                assert response.json()["error_code"] == "REQUEST_TOO_LARGE"
+                assert "larger than this server's limit of 1.0 KiB" in response.json()["message"]
+                assert "--max-body-size" in response.json()["message"]
+            assert f"({len(body):,} bytes)" in declared.json()["message"]
+        assert small.post("/invocations", json={"inputs": {name: [0.5] for name in FEATURES}}).status_code == 200
+    # the default limit takes the same body
+    assert client.post("/invocations", content=body, headers={"Content-Type": "application/json"}).status_code == 200
+
+
+def asgi_post(app: Any, headers: list[tuple[bytes, bytes]], chunks: Iterator[bytes]) -> tuple[int, dict[str, Any], int]:
+    """POST /invocations to ``app`` straight through ASGI; (status, JSON body, chunks the app read)."""
+    read = 0
+    answer: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": next(chunks), "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] = orjson.loads(message["body"])
+
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": headers, "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], answer["body"], read
+
+
+def test_an_oversize_body_is_refused_without_being_read_whole(churn: ServedModel) -> None:
+    app = create_app(churn, max_body_size="1MiB")
+    megabyte = b"x" * (1024 * 1024 // 4)
+    endless = iter(lambda: megabyte, None)  # a body that never ends
+    # chunked (no Content-Length): cut off at the first chunk past the limit
+    status, body, read = asgi_post(app, [(b"content-type", b"application/json")], endless)
+    assert (status, body["error_code"], read) == (413, "REQUEST_TOO_LARGE", 5)
+    # a Content-Length over the limit: refused before any of the body is read
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(10**10).encode())]
+    status, body, read = asgi_post(app, headers, endless)
+    assert (status, read) == (413, 0) and "(10,000,000,000 bytes)" in body["message"]
+
+
+class Held:
+    """Doubles x, each call held until the file ``release`` exists (announced by a file in ``started``)."""
+
+    def __init__(self, started: str, release: str) -> None:
+        self.started = started
+        self.release = release
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        Path(self.started, f"{time.monotonic_ns()}").touch()
+        deadline = time.monotonic() + 60
+        while not Path(self.release).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return frame["x"].to_numpy() * 2
+
+
+@pytest.mark.parametrize("middleware", [False, True], ids=["bare", "with-middleware"])
+def test_requests_beyond_the_concurrency_limit_get_a_503_at_once(
+    sqlite_uri: str, tmp_path: Path, middleware: bool
+) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    started.mkdir()
+    release.touch()  # not while signature inference calls it
+    served = log_python(Held(str(started), str(release)), "held", input_example=pd.DataFrame({"x": [1.0]}))
+    release.unlink()
+    app = create_app(served, max_concurrency=2)
+    if middleware:
+        app.add_middleware(Passthrough)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve", timeout=60) as http:
+            held = [asyncio.create_task(http.post("/invocations", json={"inputs": {"x": [x]}})) for x in (1.0, 2.0)]
+            deadline = time.monotonic() + 30
+            while len(list(started.iterdir())) < 2:  # both are inside the model now
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            refused = await http.post("/predict", json={"inputs": {"x": [3.0]}})
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+            assert "limit of 2 concurrent requests" in refused.json()["message"]
+            assert (await http.get("/ping")).status_code == 200  # health checks are not turned away
+            release.touch()
+            assert [(await task).json() for task in held] == [{"predictions": [2.0]}, {"predictions": [4.0]}]
+            again = await http.post("/invocations", json={"inputs": {"x": [3.0]}})
+            assert again.json() == {"predictions": [6.0]}
+
+    asyncio.run(main())
+    assert app.serving.in_flight == 0
+
+
+def test_limits_come_from_the_environment_and_bad_ones_say_where(
+    churn: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLTRACK_SERVE_MAX_BODY_SIZE", "2KB")
+    monkeypatch.setenv("MLTRACK_SERVE_MAX_CONCURRENCY", "7")
+    app = create_app(churn)
+    assert (app.serving.max_body_size, app.serving.max_concurrency) == (2000, 7)
+    assert create_app(churn, max_concurrency=3).serving.max_concurrency == 3  # an argument wins
+    monkeypatch.setenv("MLTRACK_SERVE_MAX_CONCURRENCY", "many")
+    with pytest.raises(InvalidInputError, match=r"max_concurrency.*from MLTRACK_SERVE_MAX_CONCURRENCY") as caught:
+        create_app(churn)
+    assert "unset the environment variable MLTRACK_SERVE_MAX_CONCURRENCY" in str(caught.value)
+    with pytest.raises(InvalidInputError, match="max_body_size"):
+        create_app(churn, max_body_size=0, max_concurrency=1)

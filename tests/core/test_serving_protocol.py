@@ -16,7 +16,7 @@ import pytest
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema, TensorSpec
 
-from mltrack.serving.inference import combine, split
+from mltrack.serving.inference import combine, failure, split
 from mltrack.serving.protocol import ModelInput, RequestError, parse_request
 from mltrack.serving.schema import InputSpec, compile_signature
 
@@ -213,6 +213,34 @@ def test_csv_problems_are_named(mixed: InputSpec) -> None:
     error = refused(b"age,city\n1,x\n", mixed, "text/csv")
     assert "missing column(s) 'income', 'member'" in str(error)
     assert "empty" in str(refused(b"\n", mixed, "text/csv"))
+
+
+@pytest.mark.parametrize("spec_name", ["mixed", "tensor", "none"])
+def test_a_csv_body_with_only_a_header_row_is_a_400(spec_name: str, request: pytest.FixtureRequest) -> None:
+    spec = compile_signature(None) if spec_name == "none" else request.getfixturevalue(spec_name)
+    for body in (b"age,income,city,member\n", b"age,income,city,member\r\n\r\n", b"age,income,city,member"):
+        error = refused(body, spec, "text/csv")
+        assert error.status == 400 and error.error_code == "BAD_REQUEST" and error.field == "csv"
+        assert "header row but no data rows" in str(error)
+
+
+def test_a_model_error_is_a_400_bad_request_and_mlflows_own_errors_keep_their_status_and_code() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+    answer = failure(ValueError("negative x\nsecond line"))
+    assert answer.status == 400
+    assert orjson.loads(answer.body) == {
+        "error_code": "BAD_REQUEST",
+        "message": "the model failed on this input: ValueError: negative x",
+    }
+    answer = failure(MlflowException("bad scale", error_code=INVALID_PARAMETER_VALUE))
+    assert (answer.status, orjson.loads(answer.body)) == (
+        400,
+        {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad scale"},
+    )
+    answer = failure(MlflowException("broken", error_code=INTERNAL_ERROR))
+    assert (answer.status, orjson.loads(answer.body)["error_code"]) == (500, "INTERNAL_ERROR")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/json; charset=latin-1"])

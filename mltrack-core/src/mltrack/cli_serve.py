@@ -7,6 +7,21 @@ import click
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
+def _byte_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--max-body-size``: bytes, or a number with a unit (100MiB, 5MB, 1GiB)."""
+    if value is None:
+        return None
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(value.strip()))
+    except ValidationError:
+        raise click.BadParameter(f"{value!r} is not a size: give bytes or a number with a unit, e.g. 100MiB or 5MB")
+    if size <= 0:
+        raise click.BadParameter(f"{value!r} must be more than 0 bytes")
+    return size
+
+
 @click.command("serve")
 @click.argument("model")
 @click.option(
@@ -34,6 +49,25 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="Longest a request waits for others to share its batch.",
 )
 @click.option(
+    "--max-body-size",
+    callback=_byte_size,
+    metavar="SIZE",
+    help="Largest request body (bytes, or e.g. 100MiB, 5MB); larger ones get 413. "
+    "[default: MLTRACK_SERVE_MAX_BODY_SIZE, else 100MiB]",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 1_000_000),
+    help="Most scoring requests a worker handles at once; more get 503 with Retry-After. "
+    "[default: MLTRACK_SERVE_MAX_CONCURRENCY, else 128]",
+)
+@click.option(
+    "--shutdown-timeout-s",
+    type=click.IntRange(0, 3_600),
+    help="After SIGTERM or Ctrl+C, seconds requests in flight may take to finish before they are cut off. "
+    "[default: MLTRACK_SERVE_SHUTDOWN_TIMEOUT_S, else 15]",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -48,14 +82,17 @@ def serve_command(
     workers: int,
     max_batch_size: int,
     max_wait_ms: float,
+    max_body_size: int | None,
+    max_concurrency: int | None,
+    shutdown_timeout_s: int | None,
     log_level: str,
 ) -> None:
     """Serve MODEL over HTTP with MLflow's scoring protocol, until Ctrl+C or SIGTERM.
 
     MODEL is a registered model name, a models:/ or runs:/ URI, or a local MLflow model
-    directory. Routes: POST /invocations and /predict; GET /ping, /health, /metadata.
-    Concurrent requests to a batchable model (scikit-learn, PyTorch) are predicted in
-    batches. Example: `mltrack serve churn --version @champion --port 5001`.
+    directory. Routes: POST /invocations and /predict; GET /ping, /health, /metadata,
+    /version. Concurrent requests to a batchable model (scikit-learn, PyTorch) are
+    predicted in batches. Example: `mltrack serve churn --version @champion --port 5001`.
     """
     from mltrack.serving.server import serve
 
@@ -67,5 +104,8 @@ def serve_command(
         workers=workers,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
+        max_body_size=max_body_size,
+        max_concurrency=max_concurrency,
+        shutdown_timeout_s=shutdown_timeout_s,
         log_level=log_level,
     )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from mltrack.serving.inference import Outcome, failure
+from mltrack.serving.inference import Outcome, internal_failure
 from mltrack.serving.protocol import ModelInput, error_body
 
 logger = logging.getLogger("mltrack.serving")
@@ -119,7 +119,7 @@ class MicroBatcher:
                 outcomes = await loop.run_in_executor(self._executor, self._score, [job.item for job in batch])
             except Exception as exc:  # the scorer answers errors itself; this is a bug in it
                 logger.exception("mltrack serve: scoring a batch failed")
-                outcomes = [failure(exc)] * len(batch)
+                outcomes = [internal_failure(exc)] * len(batch)
             for job, outcome in zip(batch, outcomes, strict=True):
                 if not job.future.done():
                     job.future.set_result(outcome)

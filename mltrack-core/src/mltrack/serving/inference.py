@@ -44,29 +44,39 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def _client_status(exc: BaseException) -> int | None:
-    """400 for an MLflow error that blames the input (its HTTP status is 400), else None."""
+def _mlflow_answer(exc: BaseException) -> tuple[int, str] | None:
+    """The status and error code MLflow's scoring server gives an ``MlflowException`` (its own), else None."""
     exceptions = sys.modules.get("mlflow.exceptions")
     if exceptions is None or not isinstance(exc, exceptions.MlflowException):
         return None
-    return 400 if int(exc.get_http_status_code()) == 400 else None
+    return int(exc.get_http_status_code()), str(exc.error_code)
 
 
 def failure(exc: BaseException) -> Outcome:
-    """The answer to a request whose prediction raised ``exc``.
+    """The answer to a request whose prediction raised ``exc``, as MLflow's scoring server answers it.
 
-    MLflow's own input errors (schema enforcement, bad params: INVALID_PARAMETER_VALUE,
-    BAD_REQUEST) are the client's fault: 4xx with MLflow's message. Anything else is the
-    model's: 500 with one line; the traceback goes to the server log only.
+    MLflow treats any exception from ``predict`` as the input's fault (400 ``BAD_REQUEST``),
+    and an ``MlflowException`` (schema enforcement, bad params) with its own status and error
+    code; clients written against MLflow rely on that, so MLTrack answers the same. The
+    message is one line naming the exception; the traceback goes to the server log only.
     """
-    status = _client_status(exc)
-    if status is not None:
+    mlflow_answer = _mlflow_answer(exc)
+    if mlflow_answer is not None:
+        status, code = mlflow_answer
         message = getattr(exc, "message", None) or str(exc)
         if len(message) > MAX_MESSAGE:
             message = message[: MAX_MESSAGE - 3] + "..."
-        return Outcome(status, error_body("BAD_REQUEST", message))
+        if status >= 500:
+            logger.error("mltrack serve: the model raised %s", _one_line(exc), exc_info=exc)
+        return Outcome(status, error_body(code, message))
     logger.error("mltrack serve: the model raised %s", _one_line(exc), exc_info=exc)
-    return Outcome(500, error_body("INTERNAL_ERROR", f"the model failed on this input: {_one_line(exc)}"))
+    return Outcome(400, error_body("BAD_REQUEST", f"the model failed on this input: {_one_line(exc)}"))
+
+
+def internal_failure(exc: BaseException) -> Outcome:
+    """The answer when the server itself failed (a bug, not the model or the input): 500."""
+    logger.error("mltrack serve: scoring failed: %s", _one_line(exc), exc_info=exc)
+    return Outcome(500, error_body("INTERNAL_ERROR", f"internal error while scoring: {_one_line(exc)}"))
 
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -211,8 +221,25 @@ class Scorer:
         self.spec = compile_signature(model.signature)
         self.batching = model.batchable
         self._lock = threading.Lock()
+        #: calls of ``score``/``score_one`` running now (a server's shutdown asks)
+        self.active = 0
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.active += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.active -= 1
 
     def score_one(self, item: ModelInput) -> Outcome:
+        self._enter()
+        try:
+            return self._score_one(item)
+        finally:
+            self._leave()
+
+    def _score_one(self, item: ModelInput) -> Outcome:
         try:
             data = combine([item], self.spec)
             output = self.model.predictor.predict(data, params=item.params)
@@ -222,8 +249,15 @@ class Scorer:
 
     def score(self, inputs: Sequence[ModelInput]) -> list[Outcome]:
         """One outcome per input, in order; a batch when there are several."""
+        self._enter()
+        try:
+            return self._score(inputs)
+        finally:
+            self._leave()
+
+    def _score(self, inputs: Sequence[ModelInput]) -> list[Outcome]:
         if len(inputs) == 1:
-            return [self.score_one(inputs[0])]
+            return [self._score_one(inputs[0])]
         try:
             output = self.model.predictor.predict(combine(inputs, self.spec), params=inputs[0].params)
         except Exception as exc:
@@ -233,7 +267,7 @@ class Scorer:
                 len(inputs),
                 _one_line(exc),
             )
-            return [self.score_one(item) for item in inputs]
+            return [self._score_one(item) for item in inputs]
         parts = split(output, [item.rows for item in inputs])
         if parts is None:
             with self._lock:
@@ -246,5 +280,5 @@ class Scorer:
                         sum(item.rows for item in inputs),
                     )
                 self.batching = False
-            return [self.score_one(item) for item in inputs]
+            return [self._score_one(item) for item in inputs]
         return [predictions_body(part) for part in parts]

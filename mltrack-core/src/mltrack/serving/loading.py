@@ -135,6 +135,12 @@ def _with_registry_name(path: Path) -> ModelLocation:
 
 
 def _registered(name: str, version: int | str) -> ModelLocation:
+    from mltrack.serving.registry_lookup import registered_files
+
+    files = registered_files(name, version)
+    if files is not None:
+        return ModelLocation(files.path, files.name, files.version)
+    # a store the lookup does not read, or nothing found: MLflow's client answers (and words the error)
     from mltrack.models import _download, resolve_version
 
     resolved = resolve_version(name, version)

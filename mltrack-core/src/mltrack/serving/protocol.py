@@ -535,12 +535,18 @@ def parse_csv(body: bytes, spec: InputSpec) -> ModelInput:
     if not rows:
         raise RequestError("the CSV body is empty; send a header row and one row per input")
     header, data = rows[0], rows[1:]
+    if not data:  # as an empty JSON table is refused: nothing to predict, whatever the model would do
+        raise RequestError(
+            "the CSV body has a header row but no data rows: there is nothing to predict; send one row per input "
+            "after the header",
+            field="csv",
+        )
     bad = next((i for i, row in enumerate(data) if len(row) != len(header)), None)
     if bad is not None:
         raise RequestError(
             f"CSV row {bad + 1} has {len(data[bad])} values, but the header names {len(header)} columns", field="csv"
         )
-    columns = [list(col) for col in zip(*data, strict=True)] if data else [[] for _ in header]
+    columns = [list(col) for col in zip(*data, strict=True)]
     if spec.kind == "columns":
         by_name = {c.name: c for c in spec.columns}
         positional = not spec.named
@@ -559,7 +565,7 @@ def parse_csv(body: bytes, spec: InputSpec) -> ModelInput:
                 field="Content-Type",
             )
         try:
-            array = np.asarray(data, dtype=str).astype(tensor.dtype) if data else np.empty((0, len(header)))
+            array = np.asarray(data, dtype=str).astype(tensor.dtype)
         except ValueError as exc:
             raise RequestError(f"CSV values do not fit {tensor.label} ({tensor.dtype}): {exc}", field="csv")
         checked = as_tensor(array, tensor, "csv")

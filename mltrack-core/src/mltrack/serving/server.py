@@ -4,7 +4,9 @@ One worker loads the model in this process before it binds the port, so a model 
 cannot be found or loaded fails fast with MLTrack's message. Several workers share one
 socket bound here; each loads the model (located once here) before it accepts, so no
 worker answers before its model is ready. A signal stops accepting, lets in-flight
-requests finish, and returns (exit status 0).
+requests finish for at most the shutdown timeout (then cuts them off: a slow client or a
+stuck prediction must not hold the process past its supervisor's patience), and returns
+(exit status 0).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.serving.limits import ServingLimits, serving_limits
 
 if TYPE_CHECKING:
     import socket
@@ -53,7 +56,7 @@ def _announce(what: str, host: str, port: int, workers: int) -> None:
     extra = f", {workers} workers" if workers > 1 else ""
     print(
         f"mltrack serve: {what} listening on {_url(host, port)}{extra} "
-        "(POST /invocations, /predict; GET /ping, /health, /metadata)",
+        "(POST /invocations, /predict; GET /ping, /health, /metadata, /version)",
         flush=True,
     )
 
@@ -102,7 +105,7 @@ def _no_gc_while_loading() -> Iterator[None]:
             gc.enable()
 
 
-def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **options: Any) -> Any:
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str, limits: ServingLimits, **options: Any) -> Any:
     import uvicorn
 
     return uvicorn.Config(
@@ -114,12 +117,14 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str, **options: A
         access_log=log_level in ("debug", "trace"),
         server_header=False,
         proxy_headers=False,  # client addresses are not used; skip parsing X-Forwarded-For per request
-        timeout_graceful_shutdown=None,
+        # after it, uvicorn cancels the requests still in flight (a client still sending its
+        # body, a prediction still awaited); the app exits past predictions still running
+        timeout_graceful_shutdown=limits.shutdown_timeout_s,
         **options,
     )
 
 
-def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str) -> None:
+def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str, limits: ServingLimits) -> None:
     import uvicorn
 
     with _graceful_signals() as early:
@@ -133,7 +138,7 @@ def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str) -> N
                     if early:  # a signal came between our handler and uvicorn's
                         self.should_exit = True
 
-        server = Server(_uvicorn_config(app, host, port, log_level))
+        server = Server(_uvicorn_config(app, host, port, log_level, limits))
         try:
             server.run()
         except SystemExit as exc:  # uvicorn exits when it cannot bind the port
@@ -145,13 +150,31 @@ def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str) -> N
         raise MLTrackError(f"the server on {_url(host, port)} did not start", hint="see the log above")
 
 
-def _run_workers(location: Any, what: str, host: str, port: int, workers: int, log_level: str, **limits: Any) -> None:
+def _run_workers(
+    location: Any,
+    what: str,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    limits: ServingLimits,
+    **batching: Any,
+) -> None:
     from uvicorn.supervisors import Multiprocess
 
     os.environ[WORKER_SPEC_ENV] = json.dumps(
-        {"path": str(location.path), "name": location.name, "version": location.version, **limits}
+        {
+            "path": str(location.path),
+            "name": location.name,
+            "version": location.version,
+            "max_body_size": int(limits.max_body_size),
+            "max_concurrency": limits.max_concurrency,
+            **batching,
+        }
     )
-    config = _uvicorn_config("mltrack.serving.server:worker_app", host, port, log_level, factory=True, workers=workers)
+    config = _uvicorn_config(
+        "mltrack.serving.server:worker_app", host, port, log_level, limits, factory=True, workers=workers
+    )
     try:
         sock = config.bind_socket()
     except SystemExit as exc:
@@ -172,7 +195,15 @@ def worker_app() -> FastAPI:
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     with _no_gc_while_loading():
         model = load_located(ModelLocation(Path(spec["path"]), spec["name"], spec["version"]))
-        return create_app(model, max_batch_size=spec["max_batch_size"], max_wait_ms=spec["max_wait_ms"])
+        app = create_app(
+            model,
+            max_batch_size=spec["max_batch_size"],
+            max_wait_ms=spec["max_wait_ms"],
+            max_body_size=spec["max_body_size"],
+            max_concurrency=spec["max_concurrency"],
+        )
+    app.serving.exit_if_predicting = True
+    return app
 
 
 def _log_to_stderr(log_level: str) -> None:
@@ -193,6 +224,9 @@ def serve(
     workers: int = 1,
     max_batch_size: int = 64,
     max_wait_ms: float = 2.0,
+    max_body_size: int | str | None = None,
+    max_concurrency: int | None = None,
+    shutdown_timeout_s: int | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve ``model`` over HTTP until SIGTERM or SIGINT, then drain and return.
@@ -204,12 +238,21 @@ def serve(
         host, port: where to listen (port 0: any free port; the line printed says which).
         workers: server processes; each loads the model.
         max_batch_size, max_wait_ms: micro-batching limits for batchable models.
+        max_body_size: largest request body (bytes, or ``"100MiB"``); larger ones get 413.
+        max_concurrency: most scoring requests a worker handles at once; more get 503.
+        shutdown_timeout_s: after a signal, how long requests in flight may take to finish.
         log_level: uvicorn's log level; "debug" also logs every request.
+
+    A limit left as None comes from ``MLTRACK_SERVE_<NAME>`` in the environment, else its
+    default (100 MiB, 128 requests, 15 s; see ``mltrack.serving.limits``).
     """
     from mltrack.serving.app import _check_limits
 
     _check(workers, port, log_level)
     _check_limits(max_batch_size, max_wait_ms)
+    limits = serving_limits(
+        max_body_size=max_body_size, max_concurrency=max_concurrency, shutdown_timeout_s=shutdown_timeout_s
+    )
     _log_to_stderr(log_level)
     from mltrack.serving.loading import load_located, locate_model
 
@@ -219,11 +262,26 @@ def serve(
             from mltrack.serving.app import create_app
 
             served = load_located(location)
-            app = create_app(served, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+            app = create_app(
+                served,
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_wait_ms,
+                max_body_size=int(limits.max_body_size),
+                max_concurrency=limits.max_concurrency,
+            )
+            app.serving.exit_if_predicting = True
     if workers > 1:
         what = f"model {location.name!r} v{location.version}" if location.name else f"model at {location.path}"
         _run_workers(
-            location, what, host, port, workers, log_level, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms
+            location,
+            what,
+            host,
+            port,
+            workers,
+            log_level,
+            limits,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
         )
         return
-    _run_one(app, served.describe(), host, port, log_level)
+    _run_one(app, served.describe(), host, port, log_level, limits)
