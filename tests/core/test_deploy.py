@@ -39,6 +39,7 @@ from mltrack.errors import (
     InvalidInputError,
     PluginError,
 )
+from mltrack.install_hint import install_hint
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 
 
@@ -171,7 +172,8 @@ def test_an_unknown_provider_lists_the_installed_ones_and_the_extra_to_install(
     with pytest.raises(PluginError) as caught:
         deploy("churn", provider="sagemaker")
     assert "installed providers: local, memory" in str(caught.value)
-    assert caught.value.hint == 'pip install "mltrack[sagemaker]"'
+    assert caught.value.hint == install_hint("sagemaker")
+    assert "--find-links" in caught.value.hint and '"mltrack[sagemaker]==' in caught.value.hint
     with pytest.raises(PluginError, match="no deploy provider named 'acme'"):
         deploy("churn", provider="acme")
 
@@ -392,4 +394,4 @@ def test_cli_bad_config_is_one_line_naming_the_field(sqlite_uri: str) -> None:
     assert lines[1].startswith("Hint: 'local' accepts: ")
     not_installed = {"MLTRACK_DISABLE_PLUGINS": "broken-import,misspelled-hook,modal"}
     result = run_cli("deploy", "churn", "--provider", "modal", env=not_installed)
-    assert "no deploy provider named 'modal'" in result.stderr and 'pip install "mltrack[modal]"' in result.stderr
+    assert "no deploy provider named 'modal'" in result.stderr and '"mltrack[modal]==' in result.stderr

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from mltrack.errors import PluginError
+from mltrack.install_hint import install_hint
 
 
 class Autologger(ABC):
@@ -56,7 +57,7 @@ def autolog(*names: str, disable: bool = False) -> list[str]:
         installed = ", ".join(sorted(available)) or "(none)"
         raise PluginError(
             f"no autologger named {', '.join(map(repr, unknown))}; installed: {installed}",
-            hint='install the framework plugin, e.g. pip install "mltrack[sklearn]"',
+            hint=f"install the framework's plugin, e.g. {install_hint('sklearn')}",
         )
     chosen = list(names) or sorted(available)
     manager = get_plugin_manager()

@@ -41,6 +41,7 @@ from mltrack.errors import (
     InvalidInputError,
     PluginError,
 )
+from mltrack.install_hint import install_hint
 from mltrack.providers import (
     DeploymentState,
     DeploymentStatus,
@@ -165,7 +166,7 @@ def provider_class(name: str) -> type[DeployProvider]:
     if name not in known:
         extra = KNOWN_PROVIDER_PLUGINS.get(name)
         installed = ", ".join(sorted(known)) or "(none)"
-        hint = f'pip install "mltrack[{extra}]"' if extra else "install the plugin that provides it"
+        hint = install_hint(extra) if extra else "install the plugin that provides it"
         raise PluginError(f"no deploy provider named {name!r}; installed providers: {installed}", hint=hint)
     cls: type[DeployProvider] = get_plugin_manager().get("deploy_providers", name)
     return cls
