@@ -248,3 +248,179 @@ def test_an_unexpected_exception_is_one_error_line_with_a_debug_hint() -> None:
         "Error: ValueError: went wrong",
         "Hint: set MLTRACK_DEBUG=1 to see the traceback",
     ]
+
+
+# -- strict JSON: NaN and infinity are null in every --json output ---------------------------------------
+
+
+def strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: ``jq`` and browsers refuse the bare NaN/Infinity Python writes."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def nan_run(sqlite_uri: str) -> str:
+    """A run (logged with plain MLflow, which accepts NaN) whose latest loss is NaN."""
+    import mlflow
+
+    client = mlflow.MlflowClient(sqlite_uri)
+    run = client.create_run(client.create_experiment("nan-exp"), run_name="diverged")
+    client.log_metric(run.info.run_id, "loss", 0.5, step=0)
+    client.log_metric(run.info.run_id, "loss", float("nan"), step=1)
+    client.log_metric(run.info.run_id, "accuracy", 0.25, step=1)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def test_runs_list_and_show_json_print_a_nan_metric_as_null(nan_run: str) -> None:
+    for args in (("runs", "list", "--experiment", "nan-exp", "--json"), ("runs", "show", nan_run, "--json")):
+        result = run_cli(*args)
+        assert result.returncode == 0, result.stderr
+        shown = strict_json(result.stdout)
+        row = shown[0] if isinstance(shown, list) else shown
+        assert row["metrics"] == {"loss": None, "accuracy": 0.25}, args
+
+
+def test_the_runs_table_still_shows_nan(nan_run: str) -> None:
+    result = run_cli("runs", "list", "--experiment", "nan-exp", env={"COLUMNS": "200"})
+    assert result.returncode == 0 and "loss=nan" in result.stdout
+
+
+# -- secrets are masked by key name and by value -----------------------------------------------------------
+
+
+def save_deployment_record(**changes: Any) -> None:
+    """A model "scorer" v1 with a `local` deployment record (its server long gone)."""
+    from dataclasses import replace
+
+    import mlflow
+
+    from mltrack.deployments import Deployment, save_record
+    from mltrack.providers import DeploymentState
+
+    client = mlflow.MlflowClient()
+    run = client.create_run(client.create_experiment("deploy-cli"))
+    client.create_registered_model("scorer")
+    client.create_model_version("scorer", source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    record = Deployment(
+        name="scorer",
+        provider="local",
+        model_name="scorer",
+        model_version=1,
+        alias=None,
+        config={"port": 0},
+        state=DeploymentState.READY,
+        url="http://127.0.0.1:9",
+        message="serving",
+        details={"pid": 2**22 + 12345, "host": "elsewhere", "started_at": 0},
+    )
+    save_record(replace(record, **changes))
+
+
+def test_config_show_masks_secret_query_parameters_of_the_tracking_uri() -> None:
+    uri = "postgresql://db.example/mlflow?user=app&password=pg-s3cret&sslmode=require"
+    result = run_cli("config", "show", "--json", env={"MLTRACK_TRACKING_URI": uri})
+    assert result.returncode == 0, result.stderr
+    assert "pg-s3cret" not in result.stdout
+    rows = {row["setting"]: row for row in strict_json(result.stdout)["settings"]}
+    assert rows["tracking_uri"]["value"] == "postgresql://db.example/mlflow?user=app&password=********&sslmode=require"
+
+
+def test_config_show_masks_urls_inside_plugin_sections_whatever_their_key() -> None:
+    Path("mltrack.toml").write_text(
+        '[plugins.fixture.env]\nDATABASE_URL = "postgresql://app:hunter2@db/x"\nCACHE = "redis://cache:6379/0"\n'
+    )
+    result = run_cli("config", "show")
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout and "redis://cache:6379/0" in result.stdout
+
+
+def test_deployments_list_masks_passwords_in_env_urls_and_messages(sqlite_uri: str) -> None:
+    save_deployment_record(
+        config={"port": 0, "env": {"DATABASE_URL": "postgresql://app:db-pa55@db/x", "API_KEY": "k-123"}},
+        url="http://127.0.0.1:9/?token=t0k-456",
+        message="cannot reach postgresql://app:db-pa55@db/x",
+        details={"p99_ms": float("nan"), "pid": 1},
+    )
+    listed = run_cli("deployments", "list", "--cached", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = strict_json(listed.stdout)
+    assert row["config"]["env"] == {"DATABASE_URL": "postgresql://app:********@db/x", "API_KEY": "********"}
+    assert row["url"] == "http://127.0.0.1:9/?token=********"
+    assert row["message"] == "cannot reach postgresql://app:********@db/x"
+    assert row["details"]["p99_ms"] is None
+    table = run_cli("deployments", "list", "--cached", env={"COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    for secret in ("db-pa55", "k-123", "t0k-456"):
+        assert secret not in listed.stdout and secret not in table.stdout
+
+
+def test_a_deployment_record_printed_by_status_is_masked(sqlite_uri: str) -> None:
+    save_deployment_record(url="http://app:st4tus-pw@127.0.0.1:9/", message="password=st4tus-pw")
+    for args in (("--json",), ()):
+        result = run_cli("deployments", "status", "local/scorer", *args, env={"COLUMNS": "250"})
+        assert "local/scorer" in result.stdout and "st4tus-pw" not in result.stdout + result.stderr
+
+
+def test_deploy_plan_masks_a_password_in_the_config(sqlite_uri: str) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run = client.create_run(client.create_experiment("plan-cli"))
+    client.create_registered_model("planned")
+    client.create_model_version("planned", source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    pair = "env.DATABASE_URL=postgresql://app:pl4n-pw@db/x"
+    for args in (("--json",), ()):
+        result = run_cli("deploy", "planned", "--plan", "--config", pair, *args)
+        assert result.returncode == 0, result.stderr
+        assert "pl4n-pw" not in result.stdout
+    plan = strict_json(run_cli("deploy", "planned", "--plan", "--config", pair, "--json").stdout)
+    assert plan["config"]["env"] == {"DATABASE_URL": "postgresql://app:********@db/x"}
+
+
+def test_an_error_quoting_a_uri_prints_it_without_the_password() -> None:
+    result = run_extra_command("raise ValueError('could not connect to postgresql://app:err-pw@db:5432/x')")
+    assert result.returncode == 1
+    assert (
+        result.stderr.splitlines()[0] == "Error: ValueError: could not connect to postgresql://app:********@db:5432/x"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("postgresql://app:pw@db/x", "postgresql://app:********@db/x"),
+        ("DATABASE_URL=postgresql://app:p@ss:w@db:5432/x", "DATABASE_URL=postgresql://app:********@db:5432/x"),
+        ("redis://:pw@cache:6379/0", "redis://:********@cache:6379/0"),
+        ("mysql://h/db?user=a&password=b&x=1", "mysql://h/db?user=a&password=********&x=1"),
+        (
+            "https://s3/x?X-Amz-Signature=abc&X-Amz-Credential=AK%2F1&v=2",
+            "https://s3/x?X-Amz-Signature=********&X-Amz-Credential=********&v=2",
+        ),
+        ("host=db user=app password='a b' dbname=x", "host=db user=app password=******** dbname=x"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer ********"),
+        ("max_tokens=100 sort=asc", "max_tokens=100 sort=asc"),
+        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        ("http://127.0.0.1:5000/path", "http://127.0.0.1:5000/path"),
+        (
+            {"apiKey": "k", "X-Api-Key": "k", "key_id": "AKIA1", "key": "loss", "token": None, "n": 1.5},
+            {"apiKey": "********", "X-Api-Key": "********", "key_id": "AKIA1", "key": "loss", "token": None, "n": 1.5},
+        ),
+        ({"env": ("a", "password=x")}, {"env": ("a", "password=********")}),
+    ],
+)
+def test_mask_secrets_masks_by_key_name_and_by_value(value: Any, shown: Any) -> None:
+    from pydantic import SecretStr
+
+    from mltrack.secrets import mask_secrets
+
+    assert mask_secrets(value) == shown
+    assert mask_secrets({"auth_token": SecretStr("x"), "nested": [SecretStr("y")]}) == {
+        "auth_token": "********",
+        "nested": ["********"],
+    }

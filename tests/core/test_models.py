@@ -194,3 +194,34 @@ def test_import_mltrack_imports_no_model_framework(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+QUOTED_NAMES = ["it's", 'say "hi"', "both ' and \"", "back\\slash's", "ends with \\", "100% it's_done"]
+
+
+def test_models_whose_names_hold_quotes_or_backslashes_load_list_and_show(tracking_uri: str) -> None:
+    # MLflow accepts any name; its search filter has no escapes, so a quote once broke every lookup.
+    client = mlflow.MlflowClient(tracking_uri)
+    with mltrack.start_run():
+        info = mltrack.log_model(Scorer(4.0), "m")
+    decoy = "it_s"  # matched by the LIKE pattern used for "it's", but not the same name
+    for name in [*QUOTED_NAMES, decoy]:
+        client.create_registered_model(name)
+        client.create_model_version(name, source=info.model_uri, run_id=info.run_id)
+    client.create_model_version("it's", source=info.model_uri, run_id=info.run_id)
+    mltrack.flush()
+
+    assert mltrack.load_model("it's").weight == 4.0
+    assert [int(v.version) for v in mltrack.list_versions("it's")] == [1, 2]
+    for name in QUOTED_NAMES:
+        assert mltrack.load_model(name, version=1).weight == 4.0, name
+        assert [v.name for v in mltrack.list_versions(name)] == [name] * (2 if name == "it's" else 1)
+    assert [int(v.version) for v in mltrack.list_versions(decoy)] == [1]
+
+    listed = run_cli("models", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    latest = {row["name"]: row["latest_version"] for row in json.loads(listed.stdout)}
+    assert latest["it's"] == 2 and all(latest[name] == 1 for name in QUOTED_NAMES[1:])
+    shown = run_cli("models", "show", "both ' and \"", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [v["version"] for v in json.loads(shown.stdout)["versions"]] == [1]

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from mltrack.secrets import mask_secrets
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -80,20 +82,30 @@ def _console() -> Any:
 
 
 def _version(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    # isascii: "²" is a digit to isdigit() but not to int(); it is an alias name here.
+    return int(value) if value.isascii() and value.isdigit() else value
+
+
+def _echo_json(data: Any, *, indent: int | None = 2) -> None:
+    # mltrack.cli imports this module while it loads, so its printer is looked up at call time.
+    from mltrack.cli import echo_json
+
+    echo_json(data, indent=indent)
 
 
 def _show(deployment: Any, as_json: bool) -> None:
+    # Records should hold no secrets; a password in a provider's env, URL or message stays hidden.
     if as_json:
-        click.echo(json.dumps(deployment.as_dict(), indent=2, default=str))
+        _echo_json(mask_secrets(deployment.as_dict()))
         return
     from rich.console import Console
+    from rich.markup import escape
 
     style = {"ready": "green", "failed": "red", "pending": "yellow", "deleted": "dim"}[deployment.state.value]
     Console().print(
         f"[bold]{deployment.id}[/]  {deployment.model_name} v{deployment.model_version}"
         f"{f' (@{deployment.alias})' if deployment.alias else ''}  [{style}]{deployment.state}[/]"
-        f"  {deployment.url or ''}  {deployment.message}"
+        f"  {escape(mask_secrets(deployment.url or ''))}  {escape(mask_secrets(deployment.message))}"
     )
 
 
@@ -134,11 +146,11 @@ def deploy_command(
                 "url": plan.url,
                 "replaces": plan.replaces.id if plan.replaces else None,
             }
-            click.echo(json.dumps(data, indent=2, default=str))
+            _echo_json(mask_secrets(data))
             return
         click.echo(f"Plan for {plan.provider}/{plan.name} ({plan.model.uri}):")
         for i, action in enumerate(plan.actions, 1):
-            click.echo(f"  {i}. {action}")
+            click.echo(f"  {i}. {mask_secrets(action)}")
         click.echo("Nothing was created (drop --plan to deploy).")
         return
     console = _console()
@@ -171,7 +183,7 @@ def deployments_list(
     if not cached:
         records = [_refresh_quietly(refresh, r) for r in records]
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in records], indent=2, default=str))
+        _echo_json([mask_secrets(r.as_dict()) for r in records])
         return
     from rich.console import Console
     from rich.table import Table
@@ -182,7 +194,9 @@ def deployments_list(
     for r in records:
         alias = f" @{r.alias}" if r.alias else ""
         version = f"{r.model_version}{alias}"
-        table.add_row(r.id, r.model_name, version, str(r.state), r.url or "", r.updated_at, r.message)
+        table.add_row(
+            r.id, r.model_name, version, str(r.state), mask_secrets(r.url or ""), r.updated_at, mask_secrets(r.message)
+        )
     Console().print(table if records else "No deployments.")
 
 
@@ -192,7 +206,7 @@ def _refresh_quietly(refresh: Any, record: Any) -> Any:
     try:
         return refresh(record)
     except MLTrackError as exc:  # a provider that cannot be asked now: show the recorded state
-        click.echo(f"warning: {record.id}: {exc.message}", err=True)
+        click.echo(f"warning: {record.id}: {mask_secrets(exc.message)}", err=True)
         return record
 
 
@@ -247,7 +261,7 @@ def deployments_predict(deployment_id: str, data: str | None, path: str | None) 
     except ValueError as exc:
         raise InvalidInputError("data", text[:80], f"is not JSON: {exc}") from None
     predictions = get_deployment(deployment_id).predict(payload)
-    click.echo(json.dumps(predictions, default=str))
+    _echo_json(predictions, indent=None)
 
 
 @deployments_group.command("delete")
@@ -272,7 +286,7 @@ def deployments_delete(deployment_id: str | None, delete_all: bool, provider: st
             deleted.append(delete_deployment(one, progress=progress))
         progress.finish()
     if as_json:
-        click.echo(json.dumps([d.as_dict() for d in deleted], indent=2, default=str))
+        _echo_json([mask_secrets(d.as_dict()) for d in deleted])
         return
     if not deleted:
         click.echo("No live deployments.")

@@ -224,11 +224,31 @@ def _registered(name: str) -> RegisteredModel:
         ) from None
 
 
+def model_versions(client: Any, name: str) -> list[ModelVersion]:
+    """Every version of registered model ``name`` in ``client``'s registry, whatever the name holds.
+
+    MLflow allows any character in a model name, but its search filter has no escapes: a
+    quote or a backslash cannot be written inside ``name = '...'``. Such names are looked up
+    with a ``LIKE`` pattern in which each of those characters is the one-character wildcard,
+    and the matches are then narrowed to the exact name.
+
+    Args:
+        client: an ``mlflow.MlflowClient``.
+        name: the registered model's exact name.
+    """
+    if "'" not in name and "\\" not in name:
+        return list(client.search_model_versions(f"name = '{name}'"))
+    # "_" in place of ' and \ (PostgreSQL's LIKE escape). "%" and "_" in the name are
+    # wildcards too, but each also matches itself, so the exact name is always among the matches.
+    pattern = name.replace("'", "_").replace("\\", "_")
+    return [v for v in client.search_model_versions(f"name LIKE '{pattern}'") if v.name == name]
+
+
 def resolve_version(name: str, version: int | str = "latest") -> ModelVersion:
     """The model version meant by an int, ``"latest"``, or an alias (``"@champion"``/``"champion"``)."""
     client = get_store().client
     model = _registered(name)
-    versions = client.search_model_versions(f"name = '{name}'")
+    versions = model_versions(client, name)
     numbers = sorted(int(v.version) for v in versions)
     if isinstance(version, bool) or not isinstance(version, (int, str)):
         raise InvalidInputError("version", version, "must be an int, 'latest' or an alias like '@champion'")
@@ -352,5 +372,5 @@ def list_models() -> list[RegisteredModel]:
 
 def list_versions(name: str) -> list[ModelVersion]:
     _registered(name)
-    versions = get_store().client.search_model_versions(f"name = '{name}'")
+    versions = model_versions(get_store().client, name)
     return sorted(versions, key=lambda v: int(v.version))

@@ -7,19 +7,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from mltrack.errors import MLTrackError
+from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.secrets import mask_secrets
 from mltrack.store import MlflowStore, get_store
 from mltrack_ui import artifacts, deployments_view, registry, store_summary
-from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, auth_middleware
-from mltrack_ui.metric_history import HistoryQuery, metric_histories
+from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, auth_middleware, same_origin
+from mltrack_ui.downsample import MIN_POINTS
+from mltrack_ui.json_response import StrictJSONResponse
+from mltrack_ui.metric_history import DEFAULT_POINTS, MAX_POINTS, HistoryQuery, metric_histories
 from mltrack_ui.panels import collect_panels
-from mltrack_ui.runs_table import RunsQuery, run_document, search_runs_page
+from mltrack_ui.query_params import INT64_MAX, int_or_default, optional_int, parse_int
+from mltrack_ui.runs_table import MAX_PAGE_SIZE, RunsQuery, run_document, search_runs_page
 from mltrack_ui.settings import DEFAULT_HOST
 
 logger = logging.getLogger("mltrack.ui")
@@ -41,12 +46,55 @@ def _split(value: str | None) -> list[str]:
 
 
 def _error_response(status: int, message: str, hint: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "hint": hint}, status_code=status)
+    return StrictJSONResponse({"error": message, "hint": hint}, status_code=status)
 
 
 def _mlflow_status(exc: Exception) -> int:
     code = getattr(exc, "error_code", "")
     return {"RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PARAMETER_VALUE": 400, "BAD_REQUEST": 400}.get(code, 502)
+
+
+def _out_of_range(exc: BaseException) -> bool:
+    """Whether the database refused a number in the request as too big for its column.
+
+    The routes check their own numbers; this catches one that reached SQL another way:
+    sqlite's ``OverflowError``, or PostgreSQL's "out of range" as a ``DataError``, raised
+    directly or under MLflow's own exception. ``DataError`` is matched by name: it is the
+    DB-API's (PEP 249) class for bad data, whichever driver or SQLAlchemy wrapper raised it.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OverflowError) and "too large to convert" in str(seen):
+            return True
+        if type(seen).__name__ == "DataError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _refuse_nul(request: Request) -> None:
+    """Refuse a NUL character in any query or path value (PostgreSQL cannot even compare one)."""
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        if "\x00" in str(value):
+            raise InvalidInputError(name, value, "contains a NUL character", hint=f"remove it from {name}")
+
+
+OUT_OF_RANGE_HINT = f"use whole numbers between {-INT64_MAX - 1} and {INT64_MAX}"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    """The first problem FastAPI found, as an error naming the parameter and a hint."""
+    problem = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in problem.get("loc", ())]
+    where, name = (location[0], ".".join(location[1:])) if location else ("request", "")
+    kind = {"query": "query parameter", "path": "path parameter", "body": "body field"}.get(where, where)
+    label = f"{kind} {name}" if name else "the request body"
+    if problem.get("type") == "missing":
+        return f"{label} is missing", f"add {name or 'a JSON body'} to the request"
+    shown = repr(problem.get("input"))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    message = f"{label}={shown}: {str(problem.get('msg', 'is invalid')).lower()}"
+    return message, f"fix {name or 'the body'}; docs/ui.md lists each route's parameters"
 
 
 class Login(BaseModel):
@@ -64,7 +112,14 @@ def create_app(
     """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` without a token."""
     policy = AuthPolicy(host, auth_token)
     store: MlflowStore = get_store(tracking_uri)
-    app = FastAPI(title="MLTrack UI", docs_url=None, redoc_url=None, openapi_url=None)
+    # Strict JSON for every route, plugins' routers included (they inherit the default class).
+    app = FastAPI(
+        title="MLTrack UI",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=StrictJSONResponse,
+    )
     app.middleware("http")(auth_middleware(policy))
     # JSON pages and the front end's scripts shrink ~5x; matters once the UI is used over a network.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
@@ -74,18 +129,27 @@ def create_app(
         status = 404 if isinstance(exc, LookupError) else 400
         return _error_response(status, exc.message, exc.hint)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default is a 422 {"detail": [...]}; the API documents 400 {"error", "hint"}.
+        return _error_response(400, *_validation_message(exc))
+
     from mlflow.exceptions import MlflowException
 
     @app.exception_handler(MlflowException)
     async def mlflow_error(request: Request, exc: MlflowException) -> JSONResponse:
+        if _out_of_range(exc):
+            return _error_response(400, "a number in the request is out of range for the store", OUT_OF_RANGE_HINT)
         return _error_response(_mlflow_status(exc), exc.message.splitlines()[0])
 
     @app.exception_handler(Exception)
     async def other_error(request: Request, exc: Exception) -> JSONResponse:
+        if _out_of_range(exc):
+            return _error_response(400, "a number in the request is out of range for the store", OUT_OF_RANGE_HINT)
         logger.exception("mltrack-ui: unexpected error on %s", request.url.path)
         return _error_response(500, f"internal error: {type(exc).__name__}")
 
-    api = APIRouter(prefix="/api")
+    api = APIRouter(prefix="/api", dependencies=[Depends(_refuse_nul)])
 
     @api.get("/auth")
     def auth_status(request: Request) -> dict[str, bool]:
@@ -102,7 +166,12 @@ def create_app(
         return response
 
     @api.post("/auth/logout")
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        # A form on another site could otherwise post here and sign the user out.
+        if not same_origin(request):
+            return _error_response(
+                403, "logout is accepted only from the UI's own pages", "sign out from the UI in your browser"
+            )
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -120,7 +189,7 @@ def create_app(
         experiment_ids: str | None = None,
         filter: str = "",
         order_by: Annotated[list[str] | None, Query()] = None,
-        page_size: int = 100,
+        page_size: str | None = None,
         page_token: str | None = None,
         columns: str | None = None,
         include_deleted: bool = False,
@@ -130,21 +199,21 @@ def create_app(
             experiment_ids=ids,
             filter_string=filter,
             order_by=[o for o in order_by or [] if o.strip()],
-            page_size=page_size,
+            page_size=int_or_default("page_size", page_size, 100, minimum=1, maximum=MAX_PAGE_SIZE),
             page_token=page_token,
             columns=None if columns is None else _split(columns),
             include_deleted=include_deleted,
         )
-        return JSONResponse(search_runs_page(store, query))
+        return StrictJSONResponse(search_runs_page(store, query))
 
     @api.get("/runs/{run_id}")
     def run(run_id: str) -> JSONResponse:
         found = store.client.get_run(run_id)
         document = run_document(found)
-        document["artifact_uri"] = found.info.artifact_uri
+        document["artifact_uri"] = mask_secrets(found.info.artifact_uri)
         document["system"] = {k: v for k, v in document["tags"].items() if k.startswith(SYSTEM_TAG_PREFIXES)}
         document["tags"] = {k: v for k, v in document["tags"].items() if not k.startswith(SYSTEM_TAG_PREFIXES)}
-        return JSONResponse(document)
+        return StrictJSONResponse(document)
 
     @api.get("/runs/{run_id}/panels")
     def run_panels(run_id: str) -> list[dict[str, Any]]:
@@ -180,12 +249,18 @@ def create_app(
     def histories(
         run_ids: str,
         keys: str,
-        max_points: int = 1000,
-        step_min: float | None = None,
-        step_max: float | None = None,
+        max_points: str | None = None,
+        step_min: str | None = None,
+        step_max: str | None = None,
     ) -> JSONResponse:
-        query = HistoryQuery(_split(run_ids), _split(keys), max_points, step_min, step_max)
-        return JSONResponse({"series": metric_histories(store, query)})
+        query = HistoryQuery(
+            _split(run_ids),
+            _split(keys),
+            int_or_default("max_points", max_points, DEFAULT_POINTS, minimum=MIN_POINTS, maximum=MAX_POINTS),
+            optional_int("step_min", step_min),
+            optional_int("step_max", step_max),
+        )
+        return StrictJSONResponse({"series": metric_histories(store, query)})
 
     @api.get("/models")
     def models() -> list[dict[str, Any]]:
@@ -200,8 +275,9 @@ def create_app(
         return document
 
     @api.get("/model/panels")
-    def model_panels(name: str, version: int) -> list[dict[str, Any]]:
-        return collect_panels("ui_model_panels", model=registry.get_version(store, name, version))
+    def model_panels(name: str, version: str) -> list[dict[str, Any]]:
+        number = parse_int("version", version, minimum=1, maximum=registry.MAX_VERSION)
+        return collect_panels("ui_model_panels", model=registry.get_version(store, name, number))
 
     @api.get("/deployments")
     def deployments(model_name: str | None = None, refresh: bool = False) -> dict[str, Any]:

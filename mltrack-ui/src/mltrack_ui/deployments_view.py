@@ -10,25 +10,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from mltrack.secrets import mask_secrets
+
 logger = logging.getLogger("mltrack.ui")
 
-SECRET_WORDS = ("password", "secret", "token", "credential", "api_key", "apikey", "access_key", "private_key")
-MASK = "********"
 REFRESH_WORKERS = 8
-
-
-def scrub(value: Any, key: str = "") -> Any:
-    """``value`` with anything under a secret-looking key masked (records should hold none;
-    this keeps a provider's mistake off the screen)."""
-    if any(word in key.lower() for word in SECRET_WORDS):
-        return MASK if value not in (None, "") else value
-    if isinstance(value, dict):
-        return {k: scrub(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    if type(value).__name__ == "SecretStr":
-        return MASK
-    return value
 
 
 def deployments_module() -> Any | None:
@@ -59,7 +45,9 @@ def list_deployments(model_name: str | None = None, *, refresh: bool = False) ->
             records = list(pool.map(live, records))
     rows = []
     for record in records:
-        row = scrub(record.as_dict())
-        row["refresh_error"] = errors.get(record.id)
+        # Records should hold no secrets; masking keeps a provider's mistake (a password in an
+        # env var or a URL) off the screen.
+        row = mask_secrets(record.as_dict())
+        row["refresh_error"] = mask_secrets(errors.get(record.id))
         rows.append(row)
     return {"deployments": rows, "available": True, "reason": None}

@@ -28,8 +28,8 @@ class HistoryQuery:
     run_ids: list[str]
     keys: list[str]
     max_points: int = DEFAULT_POINTS
-    step_min: float | None = None
-    step_max: float | None = None
+    step_min: int | None = None
+    step_max: int | None = None
 
     def __post_init__(self) -> None:
         if not self.run_ids or not self.keys:

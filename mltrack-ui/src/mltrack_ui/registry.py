@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mltrack.models import model_versions
+from mltrack.secrets import mask_secrets
 from mltrack.store import MlflowStore
 
 MAX_MODELS = 1000
+# MLflow keeps a model's version number in a 32-bit column (model_versions.version).
+MAX_VERSION = 2**31 - 1
 
 
 def _aliases(model: Any) -> dict[str, int]:
@@ -40,11 +44,6 @@ def list_models(store: MlflowStore) -> list[dict[str, Any]]:
     return rows
 
 
-def _quoted(name: str) -> str:
-    # MLflow's registry filter accepts either quote; pick the one the name does not contain.
-    return f"'{name}'" if "'" not in name else f'"{name}"'
-
-
 def version_document(version: Any, aliases: list[str]) -> dict[str, Any]:
     return {
         "name": version.name,
@@ -64,8 +63,11 @@ def get_model(store: MlflowStore, name: str) -> dict[str, Any]:
     """A registered model with every version, newest first."""
     model = store.client.get_registered_model(name)
     aliases = _aliases_by_version(model)
-    versions = store.client.search_model_versions(f"name = {_quoted(name)}")
+    versions = model_versions(store.client, name)
     docs = [version_document(v, aliases.get(str(v.version), [])) for v in versions]
+    for doc in docs:
+        # For the browser only: plugins' panels (get_version) may need the real source to read it.
+        doc["source"] = mask_secrets(doc["source"])
     docs.sort(key=lambda d: d["version"], reverse=True)
     return {
         "name": model.name,

@@ -14,7 +14,8 @@ from typing import Any
 
 from mltrack.errors import InvalidInputError
 from mltrack.store import MlflowStore
-from mltrack_ui.pagination import offset_from, offset_token
+from mltrack_ui.pagination import check_server_token, offset_from, offset_token
+from mltrack_ui.query_params import INT64_MAX, is_id, is_int64
 from mltrack_ui.sql_store import sqlalchemy_store
 
 MAX_PAGE_SIZE = 1000
@@ -36,15 +37,22 @@ class RunsQuery:
     include_deleted: bool = False
 
     def __post_init__(self) -> None:
-        bad = [e for e in self.experiment_ids if not e.isdigit()]
+        bad = [e for e in self.experiment_ids if not is_id(e)]
         if bad:
-            raise InvalidInputError("experiment_ids", bad, "must be experiment ids (numbers), not names")
+            raise InvalidInputError(
+                "experiment_ids",
+                bad,
+                f"must be experiment ids (ASCII digits, at most {INT64_MAX}), not names",
+                hint="take the ids from /api/experiments",
+            )
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise InvalidInputError("page_size", self.page_size, f"must be between 1 and {MAX_PAGE_SIZE}")
         for column in self.columns or []:
             kind, _, key = column.partition(".")
             if kind not in COLUMN_KINDS or not key:
                 raise InvalidInputError("columns", column, "must look like params.<key>, metrics.<key> or tags.<key>")
+        _check_order_by(self.order_by)
+        _check_filter_numbers(self.filter_string)
 
     def wanted(self, kind: str) -> set[str] | None:
         """The keys of ``kind`` to return; None for all of them."""
@@ -53,9 +61,45 @@ class RunsQuery:
         return {c.partition(".")[2] for c in self.columns if c.startswith(kind + ".")}
 
 
+def _check_order_by(order_by: list[str]) -> None:
+    """Refuse a field sorted on twice: MLflow raises an internal error for it (a 5xx)."""
+    from mlflow.utils import search_utils
+
+    SearchUtils: Any = search_utils.SearchUtils
+    seen: set[tuple[str, str]] = set()
+    for clause in order_by:
+        key_type, key, _ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+        field = (key_type, SearchUtils.translate_key_alias(key))
+        if field in seen:
+            raise InvalidInputError(
+                "order_by", clause, "sorts on a field an earlier order_by already sorts on", hint="name each field once"
+            )
+        seen.add(field)
+
+
+def _check_filter_numbers(filter_string: str) -> None:
+    """Refuse whole numbers in the filter that no 64-bit column holds (sqlite and PostgreSQL
+    would fail the query rather than match nothing)."""
+    from mlflow.utils import search_utils
+
+    SearchUtils: Any = search_utils.SearchUtils
+    for comparison in SearchUtils.parse_search_filter(filter_string):
+        value = comparison.get("value")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for one in values:
+            if isinstance(one, int) and not isinstance(one, bool) and not is_int64(one):
+                raise InvalidInputError(
+                    "filter",
+                    filter_string,
+                    f"compares {comparison.get('key')} with {one}, beyond the 64-bit range the store holds",
+                    hint=f"use numbers between {-INT64_MAX - 1} and {INT64_MAX}",
+                )
+
+
 def metric_value(value: float | None, is_nan: bool = False) -> float | None:
-    """A metric value JSON can carry (NaN is not JSON; the table shows it as empty)."""
-    if value is None or is_nan or math.isnan(value):
+    """A metric value JSON can carry: NaN and ±infinity are not JSON and are sent as null
+    (the table shows an empty cell)."""
+    if value is None or is_nan or not math.isfinite(value):
         return None
     return value
 
@@ -95,7 +139,9 @@ def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
         attribute_filters, joined_filters, dataset_filters = mlflow_sql._get_sqlalchemy_filter_clauses(
             parsed, session, backend._get_dialect()
         )
-        stmt = sa.select(SqlRun.run_uuid, *order_columns)
+        # MLflow's clauses end with start_time DESC; PostgreSQL refuses SELECT DISTINCT with an
+        # ORDER BY expression outside the select list, so it is selected too (one per run).
+        stmt = sa.select(SqlRun.run_uuid, SqlRun.start_time, *order_columns)
         for joined in joined_filters:
             stmt = stmt.join(joined)
         for dataset in dataset_filters:
@@ -202,6 +248,8 @@ def run_document(run: Any, query: RunsQuery | None = None) -> dict[str, Any]:
 
 def _page_from_client(store: MlflowStore, query: RunsQuery) -> dict[str, Any]:
     from mlflow.entities import ViewType
+
+    check_server_token(query.page_token)
 
     page = store.client.search_runs(
         query.experiment_ids,

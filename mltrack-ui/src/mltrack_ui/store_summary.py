@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mltrack.secrets import mask_secrets
 from mltrack.store import MlflowStore
 from mltrack_ui.runs_table import RunsQuery, search_runs_page
 from mltrack_ui.sql_store import sqlalchemy_store
 
 RECENT_RUNS = 10
 CLIENT_COUNT_LIMIT = 5000
-
-
-def masked_uri(uri: str) -> str:
-    """A store URI safe to show: any password in it replaced."""
-    if "://" not in uri or "@" not in uri.split("://", 1)[1]:
-        return uri
-    scheme, rest = uri.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':')[0]}:********@{host}"
 
 
 def run_counts(store: MlflowStore, experiment_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -80,7 +72,7 @@ def dashboard(store: MlflowStore) -> dict[str, Any]:
     recent = search_runs_page(store, RunsQuery(experiment_ids=ids, page_size=RECENT_RUNS, columns=[]))
     models = store.client.search_registered_models(max_results=1000)
     return {
-        "tracking_uri": masked_uri(store.tracking_uri),
+        "tracking_uri": mask_secrets(store.tracking_uri),
         "experiments": len(experiments),
         "status_counts": totals,
         "recent_runs": recent["runs"] if ids else [],

@@ -3,6 +3,9 @@ served by uvicorn on 127.0.0.1, and headless Chromium through pytest-playwright.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .ui_helpers import CHROMIUM, TOKEN, UI, Seeded, seed, serve
+from .ui_helpers import CHROMIUM, TOKEN, UI, Seeded, SmallStore, seed, seed_small, serve
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +57,54 @@ def ui_remote(seeded_server: Seeded) -> Iterator[UI]:
 def ui_with_token(seeded: Seeded) -> Iterator[UI]:
     """The app as ``mltrack ui --host 0.0.0.0`` builds it (token required), listening on loopback."""
     with serve(tracking_uri=seeded.uri, host="0.0.0.0", auth_token=TOKEN) as server:
+        yield UI(server.url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> SmallStore:
+    """A small sqlite store (for tests that need a few rows, not the seeded 100k-step metric)."""
+    return seed_small(f"sqlite:///{tmp_path_factory.mktemp('ui-small') / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def ui_sqlite(sqlite_store: SmallStore) -> Iterator[UI]:
+    with serve(tracking_uri=sqlite_store.uri) as server:
+        yield UI(server.url)
+
+
+@pytest.fixture(scope="session")
+def postgres_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallStore]:
+    """A PostgreSQL database the UI reads directly through SQL (no mlflow server in between)."""
+    from mltrack.testing.servers import PostgresServer, postgres_bin_dir
+
+    if postgres_bin_dir() is None:
+        pytest.fail("PostgreSQL is not installed: run `make install` (it installs the Debian package)")
+    # PostgreSQL runs as the postgres user: its folder must be outside pytest's 0700 tree.
+    base = Path(tempfile.mkdtemp(prefix="mltrack-ui-pg-"))
+    os.chmod(base, 0o755)
+    postgres = PostgresServer(base / "cluster").start()
+    try:
+        yield seed_small(postgres.uri)
+    finally:
+        postgres.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ui_postgres(postgres_store: SmallStore) -> Iterator[UI]:
+    with serve(tracking_uri=postgres_store.uri) as server:
+        yield UI(server.url)
+
+
+@pytest.fixture(scope="session")
+def server_store(mlflow_server: str) -> SmallStore:
+    """The session's real ``mlflow server`` on PostgreSQL, with a small experiment of our own."""
+    return seed_small(mlflow_server)
+
+
+@pytest.fixture(scope="session")
+def ui_server(server_store: SmallStore) -> Iterator[UI]:
+    with serve(tracking_uri=server_store.uri) as server:
         yield UI(server.url)
 
 

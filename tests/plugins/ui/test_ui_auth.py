@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -115,7 +116,113 @@ def test_a_short_token_is_refused_by_the_settings(seeded: Seeded) -> None:
         "--host", "0.0.0.0", env={"MLTRACK_TRACKING_URI": seeded.uri, "MLTRACK_PLUGINS__UI__AUTH_TOKEN": "short"}
     )
     output, _ = process.communicate(timeout=120)
-    assert process.returncode != 0 and "auth_token" in output and "at least 8" in output
+    assert process.returncode != 0 and "auth_token" in output and "at least 16" in output
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        (" " * 8, "blank"),
+        ("\t" * 20, "blank"),
+        (" " * 40, "blank"),
+        ("  a-long-enough-token-but-padded  ", "whitespace"),
+        ("fifteen-chars-x", "at least 16"),
+    ],
+)
+def test_blank_padded_or_short_tokens_are_refused_at_start(
+    token: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mltrack.config import plugin_settings
+    from mltrack_ui.app import create_app
+
+    monkeypatch.setenv("MLTRACK_PLUGINS__UI__AUTH_TOKEN", token)
+    with pytest.raises(ConfigError, match=problem) as refused:
+        plugin_settings("ui")
+    assert "auth_token" in str(refused.value) and "token_urlsafe" in str(refused.value)
+    with pytest.raises(ConfigError, match=problem):
+        create_app(host="0.0.0.0", auth_token=token)  # the app refuses it too, however it was given
+
+
+# -- logout: only from the UI's own pages ------------------------------------------------------------
+
+
+def logged_in(ui: UI) -> str:
+    _status, headers, _ = ui.request("/api/auth/login", method="POST", body={"token": TOKEN})
+    return headers["set-cookie"].split(";", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no browser signal at all
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ],
+)
+def test_logout_from_another_site_is_refused(ui_with_token: UI, headers: dict[str, str]) -> None:
+    session = logged_in(ui_with_token)
+    status, response_headers, raw = ui_with_token.request(
+        "/api/auth/logout", method="POST", headers={"Cookie": session, **headers}
+    )
+    assert status == 403 and "set-cookie" not in {k.lower() for k in response_headers}
+    body = json.loads(raw)
+    assert body["error"] and body["hint"]
+    assert ui_with_token.get("/api/runs", headers={"Cookie": session})[0] == 200  # still signed in
+
+
+@pytest.mark.parametrize("same_origin", ["sec-fetch-site", "origin"])
+def test_logout_from_the_uis_own_page_clears_the_cookie(ui_with_token: UI, same_origin: str) -> None:
+    session = logged_in(ui_with_token)
+    own = (
+        {"Sec-Fetch-Site": "same-origin"}
+        if same_origin == "sec-fetch-site"
+        else {"Origin": ui_with_token.url}  # an older browser: Origin only
+    )
+    status, headers, _ = ui_with_token.request("/api/auth/logout", method="POST", headers={"Cookie": session, **own})
+    assert status == 204
+    assert headers["set-cookie"].startswith("mltrack_ui_session=") and "Max-Age=0" in headers["set-cookie"]
+
+
+def test_logout_is_post_only(ui_with_token: UI) -> None:
+    assert ui_with_token.get("/api/auth/logout", headers={"Sec-Fetch-Site": "same-origin"})[0] in {404, 405}
+
+
+# -- the Host header ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost:5050@evil.com",
+        "localhost:evil",
+        "[::1].evil.com",
+        "[::1]evil.com",
+        "localhost:5050:5050",
+        "localhost:99999",
+        "localhost:",
+        "localhost.evil.com",
+        "127.0.0.1.nip.io",
+        "[::1",
+        "[evil.com]:80",
+        "",
+    ],
+)
+def test_host_headers_that_only_look_like_localhost_are_refused(ui: UI, host: str) -> None:
+    status, body = ui.get("/api/runs", headers={"Host": host})
+    assert status in {400, 403}, (host, status)
+    assert body["error"] and body["hint"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:5050", "127.0.0.1:5050", "127.0.0.2", "[::1]:5050", "[::1]"])
+def test_loopback_host_headers_with_or_without_a_port_are_answered(ui: UI, host: str) -> None:
+    assert ui.get("/api/auth", headers={"Host": host})[0] == 200
+
+
+def test_a_malformed_host_is_refused_even_with_a_token(ui_with_token: UI) -> None:
+    headers = {"Host": "localhost:5050@evil.com", "Authorization": f"Bearer {TOKEN}"}
+    assert ui_with_token.get("/api/runs", headers=headers)[0] == 400
 
 
 def test_mltrack_ui_on_all_interfaces_with_a_token_enforces_it(seeded: Seeded) -> None:

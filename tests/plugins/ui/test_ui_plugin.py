@@ -160,3 +160,50 @@ def test_the_torch_plugin_summarises_a_registered_torch_model(sqlite_uri: str) -
     assert panel["title"] == "PyTorch model" and panel["kind"] == "keyvalue"
     assert panel["data"]["torch version"] == torch.__version__
     assert panel["data"]["form"] == "whole module (torch)" and panel["data"]["saved from device"] == "cpu"
+
+
+# -- strict JSON, whatever a plugin returns ------------------------------------------------------------
+
+
+class NonFinitePlugin:
+    """A plugin whose panel and route hold NaN and infinity (a metric summary, a latency)."""
+
+    @mltrack.hookimpl
+    def ui_run_panels(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"title": "Scores", "kind": "keyvalue", "data": {"f1": float("nan"), "loss": float("inf"), "n": 3}},
+            {"title": "Table", "kind": "table", "data": {"columns": ["x"], "rows": [[float("-inf")], [0.5]]}},
+        ]
+
+    @mltrack.hookimpl
+    def ui_register_routes(self, register: Any) -> None:
+        from fastapi import APIRouter
+
+        router = APIRouter()
+
+        @router.get("/stats")
+        def stats() -> dict[str, Any]:
+            return {"mean": float("nan"), "values": [1.0, float("inf")]}
+
+        register(router)
+
+
+@pytest.fixture
+def ui_with_non_finite_plugin(seeded: Seeded) -> Any:
+    from mltrack.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    manager.load()
+    manager._pm.register(NonFinitePlugin(), name="non-finite")
+    with serve(tracking_uri=seeded.uri) as server:
+        yield UI(server.url)
+
+
+def test_nan_and_infinity_from_a_plugins_panel_are_sent_as_null(ui_with_non_finite_plugin: UI, seeded: Seeded) -> None:
+    scores, table = ui_with_non_finite_plugin.ok(f"/api/runs/{seeded.plain_run}/panels")  # strict JSON only
+    assert scores["data"] == {"f1": None, "loss": None, "n": 3}
+    assert table["data"]["rows"] == [[None], [0.5]]
+
+
+def test_nan_and_infinity_from_a_plugins_route_are_sent_as_null(ui_with_non_finite_plugin: UI) -> None:
+    assert ui_with_non_finite_plugin.ok("/-/non-finite/stats") == {"mean": None, "values": [1.0, None]}

@@ -61,6 +61,45 @@ def seed(uri: str, folder: Path, long_steps: int = 100_000) -> Seeded:
     )
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON (a browser's JSON.parse rejects it)")
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """``raw`` parsed as strict JSON: the bare NaN/Infinity that Python writes are refused."""
+    return json.loads(raw, parse_constant=_not_json)
+
+
+@dataclass
+class SmallStore:
+    """An experiment with one run (param lr, metric loss) and a registered model with one version."""
+
+    uri: str
+    experiment_id: str
+    run_id: str
+    model: str
+
+
+def seed_small(uri: str) -> SmallStore:
+    """Fill ``uri`` through MlflowClient (quick: no long metric, no artifacts). Names are unique:
+    the session's mlflow server is shared with other tests."""
+    from uuid import uuid4
+
+    from mlflow import MlflowClient
+
+    suffix = uuid4().hex[:8]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment(f"ui-inputs-{suffix}")
+    run = client.create_run(experiment_id, run_name="only")
+    client.log_param(run.info.run_id, "lr", "0.1")
+    client.log_metric(run.info.run_id, "loss", 0.5, step=0)
+    client.set_terminated(run.info.run_id)
+    model = f"ui-inputs-{suffix}"
+    client.create_registered_model(model)
+    client.create_model_version(model, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    return SmallStore(uri, experiment_id, run.info.run_id, model)
+
+
 class UI:
     """A running UI app and a tiny HTTP client for it (urllib: no test-only dependency)."""
 
@@ -82,7 +121,7 @@ class UI:
 
     def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
         status, _headers, raw = self.request(path, **kwargs)
-        return status, json.loads(raw) if raw else None
+        return status, strict_json(raw) if raw else None
 
     def ok(self, path: str, **kwargs: Any) -> Any:
         status, body = self.get(path, **kwargs)
