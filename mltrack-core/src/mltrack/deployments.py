@@ -395,7 +395,7 @@ def resolve_model_ref(model_name: str, version: int | str = "latest") -> ModelRe
 
     resolved = resolve_version(model_name, version)
     alias = None
-    if isinstance(version, str) and version != "latest" and not version.isdigit():
+    if isinstance(version, str) and version != "latest" and not (version.isascii() and version.isdigit()):
         alias = version.lstrip("@")
     flavour = None
     try:

@@ -59,7 +59,7 @@ def get_experiment(experiment: str, *, tracking_uri: str | None = None) -> Exper
 
     with store_errors(store):
         found = store.client.get_experiment_by_name(experiment)
-        if found is None and experiment.isdigit():
+        if found is None and experiment.isascii() and experiment.isdigit():
             try:
                 found = store.client.get_experiment(experiment)
             except MlflowException as exc:

@@ -256,7 +256,7 @@ def resolve_version(name: str, version: int | str = "latest") -> ModelVersion:
         if not numbers:
             raise ModelNotFoundError(f"model {name!r} has no versions")
         version = numbers[-1]
-    if isinstance(version, str) and version.isdigit():
+    if isinstance(version, str) and version.isascii() and version.isdigit():
         version = int(version)
     if isinstance(version, int):
         if version not in numbers:
