@@ -424,3 +424,10 @@ def test_mask_secrets_masks_by_key_name_and_by_value(value: Any, shown: Any) -> 
         "auth_token": "********",
         "nested": ["********"],
     }
+
+
+def test_a_missing_plugin_command_says_which_plugin_to_install() -> None:
+    result = run_cli("ui", env={"MLTRACK_DISABLE_PLUGINS": "ui,broken-import,misspelled-hook"})
+    assert result.returncode == 2
+    assert "No such command 'ui': it comes with the mltrack-ui plugin" in result.stderr
+    assert '"mltrack[ui]==' in result.stderr and "--find-links" in result.stderr

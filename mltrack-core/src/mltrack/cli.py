@@ -14,6 +14,7 @@ import click
 
 from mltrack._version import __version__
 from mltrack.errors import MLTrackError
+from mltrack.install_hint import install_hint
 from mltrack.secrets import mask_secrets
 
 CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments", "serve")
@@ -60,7 +61,28 @@ def echo_json(data: Any, *, indent: int | None = 2) -> None:
 _echo_json = echo_json  # the name sync_command prints with
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that plugins of this repository add, and the extra that installs each.
+PLUGIN_COMMANDS = {"ui": "ui", "sagemaker": "sagemaker"}
+
+
+class _Commands(click.Group):
+    """Says which plugin to install for a known plugin's command that is missing."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name in PLUGIN_COMMANDS and self.get_command(ctx, name) is None:
+            extra = PLUGIN_COMMANDS[name]
+            raise click.UsageError(
+                f"No such command '{name}': it comes with the mltrack-{extra} plugin, which is not installed "
+                f"(or failed to load: see `mltrack plugins`). Install it: {install_hint(extra)}",
+                ctx,
+            )
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="mltrack", message="%(prog)s %(version)s")
 def cli() -> None:
     """MLTrack: experiment tracking on MLflow, extensible with plugins."""
