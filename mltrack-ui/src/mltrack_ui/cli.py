@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import click
+
+from mltrack import MLTrackError
 
 
 @click.command("ui")
@@ -32,6 +37,10 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
     app = create_app(host=bind_host, auth_token=token, refresh_deployments=settings.refresh_deployments)
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+    # Bind before announcing anything: a busy port is one line with a hint, not a banner
+    # followed by uvicorn's traceback.
+    listener = _listen(bind_host, bind_port, shown)
+    bind_port = listener.getsockname()[1]
     click.echo(f"MLTrack UI on http://{shown}:{bind_port}/ " + ("(token required)" if token else ""))
     if static_dir() is None:
         click.echo("warning: the front end is not built; only the JSON API is served (run `make ui-build`)", err=True)
@@ -40,4 +49,26 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(f"http://{shown}:{bind_port}/",)).start()
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
+
+
+def _listen(host: str, port: int, shown: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise MLTrackError(
+                f"cannot start the UI on {shown}:{port}: the port is already in use",
+                hint=f"pick another port with --port (e.g. --port {port + 1 if port < 65535 else 5051}), "
+                "or stop what listens there",
+            ) from None
+        raise MLTrackError(
+            f"cannot start the UI on {shown}:{port}: {exc.strerror or exc}",
+            hint="check --host (an address of this machine) and --port",
+        ) from None
+    return listener

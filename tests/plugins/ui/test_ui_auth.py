@@ -246,3 +246,23 @@ def test_mltrack_ui_on_all_interfaces_with_a_token_enforces_it(seeded: Seeded) -
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # its own session: the whole group goes
         process.communicate(timeout=30)
+
+
+def test_a_busy_port_is_one_line_with_a_hint_before_anything_is_announced(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "mltrack"), "ui", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MLTRACK_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "MLTrack UI on" not in result.stdout
+    assert "the port is already in use" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr and "Errno" not in result.stderr
