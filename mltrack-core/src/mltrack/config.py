@@ -72,6 +72,11 @@ class MLTrackSettings(BaseSettings):
     end_run_timeout_s: float = Field(60.0, gt=0, description="how long end_run waits for queued data")
     allow_nonfinite_metrics: bool = Field(False, description="store NaN/inf metric values instead of raising")
     spool: bool = Field(True, description="keep every accepted logging call in a crash-safe local spool")
+    writer: Literal["thread", "process"] = Field(
+        "thread",
+        description="where store writes run: a thread of the training process, or a writer process "
+        "that reads the spools (needs spool = true)",
+    )
     context_tags: bool = Field(True, description="tag runs with git, host and version information")
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-plugin sections, validated by each plugin's model"

@@ -39,6 +39,9 @@ from mltrack.writer import TAG, BackgroundWriter
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
+    from mltrack.sinks import Sink
+    from mltrack.writer_process import WriterProcessClient
+
 logger = logging.getLogger("mltrack.runs")
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -99,7 +102,7 @@ _stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("mltrack_run_stack", defa
 _process_runs: list[ActiveRun] = []
 _attached: dict[str, ActiveRun] = {}  # runs logged to by id that this process did not start
 _process_lock = threading.RLock()
-_writer: BackgroundWriter | None = None
+_writer: BackgroundWriter | WriterProcessClient | None = None
 _writer_lock = threading.Lock()
 _terminated_by_signal = False
 _uncaught_exception = False
@@ -116,8 +119,9 @@ def status_for_exception(exc: BaseException | None) -> str:
     return "FAILED"
 
 
-def get_writer() -> BackgroundWriter:
-    """The process's background writer, started on first use with the plugin sinks."""
+def get_writer() -> BackgroundWriter | WriterProcessClient:
+    """The process's writer, started on first use: a thread with the plugin sinks, or
+    (``writer = "process"``) the client of a writer process that reads the spools."""
     global _writer
     writer = _writer
     if writer is not None:  # the hot path: no lock once the writer exists
@@ -125,29 +129,38 @@ def get_writer() -> BackgroundWriter:
     with _writer_lock:
         if _writer is None:
             from mltrack.config import get_settings
-            from mltrack.plugins import get_plugin_manager
-            from mltrack.sinks import validate_sink
 
             settings = get_settings()
-            manager = get_plugin_manager()
-            manager.set_validator("sinks", validate_sink)
-            contested = manager.collisions("sinks")
-            for name, owners in contested.items():
-                logger.error(
-                    "mltrack: sink %r is registered by both %s; neither is used (disable one with "
-                    "MLTRACK_DISABLE_PLUGINS)",
-                    name,
-                    " and ".join(repr(o) for o in owners),
+            if settings.writer == "process" and settings.spool:
+                from mltrack.writer_process import WriterProcessClient
+
+                _writer = WriterProcessClient(settings)
+            else:
+                _writer = BackgroundWriter(
+                    flush_interval_s=settings.flush_interval_ms / 1000,
+                    retries=settings.write_retries,
+                    backoff_s=settings.retry_backoff_s,
+                    extra_sinks=extra_sinks(),
+                    quarantine_dir=quarantine_root(settings.data_dir) if settings.spool else None,
                 )
-            sinks = [c.obj for name, c in manager.registry("sinks").items() if name not in contested]
-            _writer = BackgroundWriter(
-                flush_interval_s=settings.flush_interval_ms / 1000,
-                retries=settings.write_retries,
-                backoff_s=settings.retry_backoff_s,
-                extra_sinks=sinks,
-                quarantine_dir=quarantine_root(settings.data_dir) if settings.spool else None,
-            )
         return _writer
+
+
+def extra_sinks() -> list[Sink]:
+    """The sinks the plugins register (a name two plugins register is used by neither)."""
+    from mltrack.plugins import get_plugin_manager
+    from mltrack.sinks import validate_sink
+
+    manager = get_plugin_manager()
+    manager.set_validator("sinks", validate_sink)
+    contested = manager.collisions("sinks")
+    for name, owners in contested.items():
+        logger.error(
+            "mltrack: sink %r is registered by both %s; neither is used (disable one with MLTRACK_DISABLE_PLUGINS)",
+            name,
+            " and ".join(repr(o) for o in owners),
+        )
+    return [c.obj for name, c in manager.registry("sinks").items() if name not in contested]
 
 
 def active_run() -> ActiveRun | None:
@@ -500,7 +513,7 @@ def end_run(
     raise failure
 
 
-def _drain_run(writer: BackgroundWriter, run_id: str, timeout: float) -> None:
+def _drain_run(writer: BackgroundWriter | WriterProcessClient, run_id: str, timeout: float) -> None:
     """Deliver everything of ``run_id``, waiting through a store outage until the store
     has made no progress for ``timeout`` seconds (a backlog being delivered, or a
     server that comes back, keeps the wait going)."""
@@ -519,7 +532,7 @@ def _drain_run(writer: BackgroundWriter, run_id: str, timeout: float) -> None:
             time.sleep(min(0.5, timeout / 10))
 
 
-def _report_refused(writer: BackgroundWriter, run: ActiveRun) -> None:
+def _report_refused(writer: BackgroundWriter | WriterProcessClient, run: ActiveRun) -> None:
     """Say once, at the end of the run, which records the store refused."""
     refused, quarantine = writer.refused(run.run_id)
     if not refused:

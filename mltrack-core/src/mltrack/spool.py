@@ -69,6 +69,9 @@ FRAME = struct.Struct("<II")  # payload length, crc32 (after the marker)
 STARTING = "_starting"  # spools whose run is not created yet
 SPOOL_ID_TAG = "mltrack.spool_id"  # set on a run at creation: replay finds it by its spool's id
 REFUSED_TAG = "mltrack.refused"  # what the store refused of a run, and where it is kept
+# Log records addressed to the writer process (see mltrack.writer_process), not data.
+WRITER_RECORDS = {"flush", "open", "close"}
+ACK_FILE = "ack"  # the writer process's answer, in the spool folder
 
 
 def spool_root(data_dir: Path) -> Path:
@@ -158,6 +161,9 @@ class RunSpool:
         # their segment): readers step over them instead of waiting.
         self.abandoned: set[int] = set()
         self._trimmed: set[int] = set()
+        # Set when another process (the writer process) reads this spool: this process then
+        # never reads its slots back, so full segments leave its memory as soon as it moves on.
+        self.read_elsewhere = False
         self._lock = threading.Lock()
         # Taken by the writer's reads and marks and by close(), never by the logging calls:
         # the writer never touches a mapping that close() is unmapping.
@@ -385,6 +391,8 @@ class RunSpool:
 
     def _segment(self, segment: int) -> mmap.mmap:
         with self._lock:
+            if self.read_elsewhere and len(self._maps) <= segment:
+                self._drop_full_segments()
             while len(self._maps) <= segment:
                 number = len(self._maps)
                 name = self.path / f"seg-{number:06d}"
@@ -402,6 +410,20 @@ class RunSpool:
             target = self._maps[segment]
             assert target is not None
             return target
+
+    def _drop_full_segments(self) -> None:
+        """Drop earlier segments' pages (the writer process reads them from the file);
+        unmap those the writer process deleted: every slot in them was final, so no
+        call of this process can still be writing to them."""
+        for number, target in enumerate(self._maps):
+            if target is None:
+                continue
+            if not (self.path / f"seg-{number:06d}").exists():
+                self._maps[number] = None
+                target.close()
+            elif hasattr(mmap, "MADV_DONTNEED") and number not in self._trimmed:
+                target.madvise(mmap.MADV_DONTNEED)
+                self._trimmed.add(number)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -536,6 +558,8 @@ def read_spool(path: Path) -> SpoolContents:
             contents.end = record
         elif "run" in record and isinstance(record["run"], str):
             contents.bound_run_id = record["run"]
+        elif record.keys() & WRITER_RECORDS:
+            pass  # messages to the writer process: nothing to deliver
         else:
             problems.append(f"{path / 'log'}: unknown record {str(record)[:80]} skipped")
     for segment in sorted(path.glob("seg-*")):
@@ -610,3 +634,154 @@ def spool_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for run in root.iterdir() if run.is_dir() for p in run.iterdir() if p.is_dir())
+
+
+# -- the writer process's view of a live spool ----------------------------------------------
+
+
+class SpoolReader:
+    """Another process's spool, read by the writer process while that process logs to it.
+
+    Maps the segments as the logging process creates them, parses the log's new records
+    incrementally (metric names, params, tags, and the messages in ``WRITER_RECORDS``),
+    and marks slots sent or refused in the shared files. Single-threaded.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.closed = False
+        self.key_names: list[str] = []
+        self._keys: dict[int, str] = {}
+        self._maps: list[mmap.mmap | None] = []
+        self.abandoned: set[int] = set()  # never known here: a slot left EMPTY is a hole
+        self._log_fd = os.open(path / "log", os.O_RDONLY)
+        self._offset = 0
+        self._pending = b""
+        self.header: dict[str, Any] = {}
+        self.problems: list[str] = []
+        self.inbox: list[dict[str, Any]] = []  # records read from the log, not yet handled
+        self._trimmed: set[int] = set()
+
+    def poll_log(self) -> None:
+        """Read the log's complete new records into ``inbox`` (metric names are kept)."""
+        if self.closed:
+            return
+        chunks = []
+        while True:
+            chunk = os.pread(self._log_fd, 1 << 20, self._offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            self._offset += len(chunk)
+        if not chunks:
+            return
+        data = self._pending + b"".join(chunks)
+        records = self.inbox
+        position = 0
+        while position < len(data):
+            start = data.find(MARKER, position)
+            if start < 0:
+                position = len(data)
+                break
+            head = start + len(MARKER)
+            if head + FRAME.size > len(data):
+                position = start
+                break
+            length, crc = FRAME.unpack_from(data, head)
+            end = head + FRAME.size + length
+            if end > len(data):
+                position = start  # still being written: read it whole next time
+                break
+            payload = data[head + FRAME.size : end]
+            record: Any = None
+            if zlib.crc32(payload) == crc:
+                try:
+                    record = json.loads(payload)
+                except ValueError:
+                    record = None
+            if not isinstance(record, dict):
+                self.problems.append(f"{self.path / 'log'}: damaged record at byte {self._offset - len(data) + start}")
+                position = start + 1
+                continue
+            position = end
+            if "header" in record:
+                self.header.update(record)
+            elif "k" in record and isinstance(record.get("id"), int) and isinstance(record["k"], str):
+                self._keys[record["id"]] = record["k"]
+                while len(self.key_names) in self._keys:
+                    self.key_names.append(self._keys[len(self.key_names)])
+            records.append(record)
+        self._pending = data[position:]
+
+    def _map_new_segments(self) -> None:
+        while True:
+            name = self.path / f"seg-{len(self._maps):06d}"
+            try:
+                fd = os.open(name, os.O_RDWR)
+            except FileNotFoundError:
+                return
+            try:
+                if os.fstat(fd).st_size < SEGMENT_BYTES:
+                    return  # still being reserved
+                self._maps.append(mmap.mmap(fd, SEGMENT_BYTES))
+            finally:
+                os.close(fd)
+
+    def read_slots(self, start: int, bound: int | None, limit: int) -> tuple[list[SpoolSlot], int, int | None]:
+        if self.closed:
+            return [], start, None
+        self._map_new_segments()
+        try:
+            return RunSpool._read_slots(self, start, bound, limit)  # type: ignore[arg-type]
+        except IndexError:
+            # a slot of a metric whose name record was written after our last read of the log
+            self.poll_log()
+            try:
+                return RunSpool._read_slots(self, start, bound, limit)  # type: ignore[arg-type]
+            except IndexError:
+                return [], start, start
+
+    def mark(self, slots: list[int], state: int = SENT) -> None:
+        if self.closed:
+            return
+        for index in slots:
+            target = self._maps[index >> SEGMENT_BITS]
+            if target is not None:
+                target[((index & SEGMENT_MASK) << 5) + STATE_OFFSET] = state
+
+    def release_below(self, cursor: int) -> None:
+        """Delete segments whose every slot is final (the logging process unmaps them)."""
+        for number in range(min(cursor >> SEGMENT_BITS, len(self._maps))):
+            target = self._maps[number]
+            if target is None:
+                continue
+            self._maps[number] = None
+            target.close()
+            try:
+                os.unlink(self.path / f"seg-{number:06d}")
+            except OSError:
+                pass
+
+    def trim(self) -> None:
+        if not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        for number, target in enumerate(self._maps[:-1]):
+            if target is not None and number not in self._trimmed:
+                target.madvise(mmap.MADV_DONTNEED)
+                self._trimmed.add(number)
+
+    def written_since(self, cursor: int) -> int:
+        if self.closed:
+            return 0
+        self._map_new_segments()
+        return RunSpool._written_since(self, cursor)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self._log_fd)
+        for target in self._maps:
+            if target is not None:
+                target.close()
+        self._maps = []

@@ -25,13 +25,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from mltrack.delivery import Item, Quarantine, Refused, classify, deliver_isolating, describe, to_batch
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
 from mltrack.sinks import Sink
-from mltrack.spool import REFUSED, SENT, RunSpool
+from mltrack.spool import REFUSED, SENT, RunSpool, SpoolSlot
 from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 logger = logging.getLogger("mltrack.writer")
@@ -39,6 +39,20 @@ logger = logging.getLogger("mltrack.writer")
 # Queue item tags (first tuple element).
 METRIC, PARAM, TAG, FLUSH = "m", "p", "t", "f"
 MAX_PARAMS_TAGS_BYTES = 800_000  # below MLflow's 1 MB request cap
+FAILED_HINT = "they are kept and retried; fix the store, then call mltrack.flush()"
+
+
+class SlotSource(Protocol):
+    """Where a route's metric points are read from: this process's ``RunSpool``, or
+    (in the writer process) a ``SpoolReader`` of another process's spool."""
+
+    closed: bool
+
+    def read_slots(self, start: int, bound: int | None, limit: int) -> tuple[list[SpoolSlot], int, int | None]: ...
+    def mark(self, slots: list[int], state: int = SENT) -> None: ...
+    def release_below(self, cursor: int) -> None: ...
+    def trim(self) -> None: ...
+    def written_since(self, cursor: int) -> int: ...
 
 
 class FlushRequest(NamedTuple):
@@ -105,7 +119,8 @@ def _items_in_parts(items: list[Item], run_id: str) -> list[list[Item]]:
 class _RunRoute:
     run_id: str
     primary: Sink
-    spool: RunSpool | None = None
+    key: str = ""  # what the route is found by: the run id, or (in the writer process) a spool folder
+    spool: SlotSource | None = None
     quarantine: Quarantine | None = None
     backlog: list[Item] = field(default_factory=list)  # queued records not yet written
     cursor: int = 0  # spool slots below this are sent, refused, skipped or abandoned
@@ -126,6 +141,7 @@ class BackgroundWriter:
         extra_sinks: list[Sink] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         quarantine_dir: Path | None = None,
+        start_thread: bool = True,
     ) -> None:
         self.flush_interval_s = flush_interval_s
         self.retries = retries
@@ -144,18 +160,31 @@ class BackgroundWriter:
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="mltrack-writer", daemon=True)
-        self._thread.start()
+        if start_thread:  # the writer process drives cycle() from its own loop instead
+            self._thread.start()
 
     # -- run routing ----------------------------------------------------------------
 
     def open_run(
-        self, run_id: str, primary: Sink, experiment_id: str, run_name: str | None, spool: RunSpool | None = None
+        self,
+        run_id: str,
+        primary: Sink,
+        experiment_id: str,
+        run_name: str | None,
+        spool: SlotSource | None = None,
+        *,
+        key: str | None = None,
+        quarantine_dir: Path | None = None,
     ) -> None:
+        """Route ``run_id``'s data to ``primary``. ``key`` (default: the run id) names the
+        route, so one run can have several (one per spool, in the writer process)."""
+        key = key or run_id
         with self._routes_lock:
-            route = self._routes.get(run_id)
+            route = self._routes.get(key)
             if route is None:
-                quarantine = Quarantine(self.quarantine_dir, run_id) if self.quarantine_dir is not None else None
-                route = self._routes[run_id] = _RunRoute(run_id, primary, quarantine=quarantine)
+                where = quarantine_dir or self.quarantine_dir
+                quarantine = Quarantine(where, run_id) if where is not None else None
+                route = self._routes[key] = _RunRoute(run_id, primary, key, quarantine=quarantine)
             if spool is not None:
                 route.spool = spool
                 route.cursor = 0
@@ -184,7 +213,7 @@ class BackgroundWriter:
         """
         with self._routes_lock:
             routes = list(self._routes.values())
-        bounds = {r.run_id: r.spool.claim_bound() for r in routes if r.spool is not None and not r.spool.closed}
+        bounds = {r.key: r.spool.claim_bound() for r in routes if isinstance(r.spool, RunSpool) and not r.spool.closed}
         if not self._thread.is_alive():
             self._cycle(bounds)  # writer gone (interpreter shutting down): write inline
         else:
@@ -225,15 +254,28 @@ class BackgroundWriter:
         with self._routes_lock:
             routes = [r for rid, r in self._routes.items() if run_id in (None, rid)]
         for route in routes:
-            if route.error is not None:
-                points = max(self._pending(route), route.stuck)
-                if points == 0:
-                    continue
-                raise LoggingFailedError(
-                    f"{points} item(s) of run {route.run_id} could not be written to the store after "
-                    f"{self.retries} retries: {describe(route.error)}",
-                    hint="they are kept and retried; fix the store, then call mltrack.flush()",
-                )
+            message = self._failure(route)
+            if message is not None:
+                raise LoggingFailedError(message, hint=FAILED_HINT)
+
+    def _failure(self, route: _RunRoute) -> str | None:
+        if route.error is None:
+            return None
+        points = max(self._pending(route), route.stuck)
+        if points == 0:
+            return None
+        return (
+            f"{points} item(s) of run {route.run_id} could not be written to the store after "
+            f"{self.retries} retries: {describe(route.error)}"
+        )
+
+    def route_state(self, key: str) -> tuple[str | None, int, list[Refused]]:
+        """A route's failure message (as ``flush`` would raise it), pending items and refused records."""
+        with self._routes_lock:
+            route = self._routes.get(key)
+        if route is None:
+            return None, 0, []
+        return self._failure(route), self._pending(route), list(route.refused)
 
     def forget_run(self, run_id: str) -> list[Batch]:
         """Stop routing ``run_id``; return the queued records that were never written."""
@@ -264,6 +306,10 @@ class BackgroundWriter:
         self._wake.set()
         self._thread.join(timeout)
         self._cycle()
+
+    def cycle(self, bounds: dict[str, int] | None = None) -> None:
+        """One delivery cycle, driven by the caller (the writer process has no thread)."""
+        self._cycle(bounds)
 
     def _cycle(self, extra_bounds: dict[str, int] | None = None) -> None:
         """Take the queue, deliver every run's data, then release the flushes taken."""
@@ -297,7 +343,7 @@ class BackgroundWriter:
                 active = list(routes.values())
             try:
                 for route in active:
-                    self._deliver_route(route, bounds.get(route.run_id))
+                    self._deliver_route(route, bounds.get(route.key))
             finally:
                 for request in flushes:
                     request.done.set()
