@@ -225,3 +225,17 @@ def test_models_whose_names_hold_quotes_or_backslashes_load_list_and_show(tracki
     shown = run_cli("models", "show", "both ' and \"", "--json")
     assert shown.returncode == 0, shown.stderr
     assert [v["version"] for v in json.loads(shown.stdout)["versions"]] == [1]
+
+
+def test_registering_an_object_outside_a_run_keeps_its_run_off_the_default_experiment(sqlite_uri: str) -> None:
+    from mltrack.models import REGISTRATION_EXPERIMENT
+
+    first = mltrack.register_model(model=lambda rows: rows, name="loose")
+    second = mltrack.register_model(model=lambda rows: rows, name="loose")
+    client = mlflow.MlflowClient(sqlite_uri)
+    assert client.search_runs(["0"]) == []  # nothing on the Default experiment
+    experiment = client.get_experiment_by_name(REGISTRATION_EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["register-loose", "register-loose"]
+    assert {r.data.tags["mltrack.registered_model"] for r in runs} == {"loose"}
+    assert (first, second) == (1, 2)

@@ -178,7 +178,15 @@ def register_model(
     elif runs.active_run() is not None:
         uri = log_model(model, "model").model_uri
     else:
-        with runs.start_run(f"register-{name}"):
+        # The run that holds the model belongs with the model, not on the dashboard's default
+        # experiment: the experiment of its earlier versions, or one kept for registrations.
+        earlier = _experiment_of_versions(name)
+        with runs.start_run(
+            f"register-{name}",
+            experiment_id=earlier,
+            experiment=None if earlier else REGISTRATION_EXPERIMENT,
+            tags={"mltrack.registered_model": name},
+        ):
             uri = log_model(model, "model").model_uri
     store = get_store()
     client = store.client
@@ -222,6 +230,22 @@ def _registered(name: str) -> RegisteredModel:
             f"no registered model named {name!r}",
             hint=f"registered models: {', '.join(existing) or '(none)'}",
         ) from None
+
+
+REGISTRATION_EXPERIMENT = "registered-models"
+
+
+def _experiment_of_versions(name: str) -> str | None:
+    """The experiment of the run behind the newest version of ``name``, if any."""
+    client = get_store().client
+    try:
+        versions = sorted(model_versions(client, name), key=lambda v: int(v.version))
+        for version in reversed(versions):
+            if version.run_id:
+                return str(client.get_run(version.run_id).info.experiment_id)
+    except Exception:  # a version whose run was deleted: fall back to the registrations' experiment
+        return None
+    return None
 
 
 def model_versions(client: Any, name: str) -> list[ModelVersion]:
