@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := -c constraints.txt
 PACKAGES := ./mltrack-core ./mltrack-sklearn ./mltrack-torch ./mltrack-langchain ./mltrack-sagemaker ./mltrack-modal ./mltrack-ui ./mltrack-system .
-FIXTURES := ./tests/fixtures/mltrack-fixture-plugin ./tests/fixtures/mltrack-fixture-broken
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -18,7 +17,9 @@ help: ## List the commands
 install: system-deps venv ## Set up everything: Debian packages, .venv, editable installs, dev tools
 	$(PIP) install --upgrade pip
 	$(PIP) install $(CONSTRAINTS) -r requirements-dev.txt
-	$(PIP) install $(CONSTRAINTS) $(foreach p,$(PACKAGES) $(FIXTURES),-e $(p))
+	$(PIP) install $(CONSTRAINTS) $(foreach p,$(PACKAGES),-e $(p))
+	@# the test plugins (two broken on purpose) are installed by tests/conftest.py into tests/.fixture-site, not here
+	@$(PIP) uninstall -y -q mltrack-fixture-plugin mltrack-fixture-broken 2>/dev/null || true
 	@$(MAKE) --no-print-directory ui-build
 	@$(VENV)/bin/mltrack --version
 

@@ -17,6 +17,56 @@ from pathlib import Path
 import pytest
 
 BROKEN_FIXTURES = "broken-import,misspelled-hook"
+FIXTURES = Path(__file__).parent / "fixtures"
+# The test plugins (two of them broken on purpose) live in their own site folder, seen only by
+# the tests and the processes they start: the development .venv stays free of them.
+FIXTURE_SITE = Path(__file__).parent / ".fixture-site"
+
+
+def _fixture_site_is_current() -> bool:
+    stamp = FIXTURE_SITE / ".built"
+    if not stamp.exists():
+        return False
+    built = stamp.stat().st_mtime
+    return all(
+        f.stat().st_mtime <= built
+        for f in FIXTURES.rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts and f.name != ".build-lock"
+    )
+
+
+def _build_fixture_site() -> None:
+    import fcntl
+
+    with open(FIXTURES / ".build-lock", "w") as lock:  # several pytest processes may start at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _fixture_site_is_current():
+            _install_fixtures()
+
+
+def _install_fixtures() -> None:
+    shutil.rmtree(FIXTURE_SITE, ignore_errors=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(FIXTURE_SITE),
+            *(str(p) for p in sorted(FIXTURES.iterdir()) if (p / "pyproject.toml").exists()),
+        ],
+        check=True,
+    )
+    (FIXTURE_SITE / ".built").touch()
+
+
+_build_fixture_site()
+sys.path.insert(0, str(FIXTURE_SITE))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURE_SITE), os.environ.get("PYTHONPATH")) if p)
 
 os.environ["MLTRACK_STRICT_PLUGINS"] = "1"
 os.environ["MLTRACK_DISABLE_PLUGINS"] = BROKEN_FIXTURES

@@ -478,3 +478,19 @@ def test_a_plugin_can_declare_hooks_that_another_implements(monkeypatch: pytest.
     assert manager.info("a-user").status == "loaded"  # type: ignore[union-attr]
     results = list(manager.call_each("ui_panels", register=lambda obj: None))
     assert [plugin for plugin, _ in results] == ["a-user"]
+
+
+def test_the_development_environment_has_no_test_plugins_and_passes_strict_mode() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLTRACK_DISABLE_PLUGINS")}
+    mltrack_cli = str(Path(sys.executable).parent / "mltrack")
+    result = subprocess.run(
+        [mltrack_cli, "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        env={**env, "MLTRACK_STRICT_PLUGINS": "1"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    names = {p["name"] for p in json.loads(result.stdout)}
+    assert not names & {"fixture", "broken-import", "misspelled-hook"}
