@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import run_python
 
 import mltrack
 
@@ -207,3 +208,15 @@ def test_logging_to_another_processes_run_by_id(tracking_uri: str) -> None:
     mltrack.log_metric("external", 9.0, run_id=run.info.run_id)
     mltrack.flush()
     assert c.get_run(run.info.run_id).data.metrics == {"external": 9.0}
+
+
+def test_mlflow_info_lines_stay_out_of_the_users_output_unless_debugging(tmp_path: Path) -> None:
+    code = "import mltrack\nwith mltrack.start_run('quiet'):\n    mltrack.log_metric('a', 1.0)\n"
+    env = {"MLTRACK_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    quiet = run_python(code, env=env, cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Creating initial MLflow database tables" not in quiet.stderr
+    loud = run_python(
+        code, env={**env, "MLTRACK_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}", "MLTRACK_DEBUG": "1"}
+    )
+    assert "Creating initial MLflow database tables" in loud.stderr

@@ -19,6 +19,19 @@ logger = logging.getLogger("mltrack.store")
 REST_WRITE_TIMEOUT_S = 30
 
 
+def _quiet_mlflow() -> None:
+    """Keep MLflow's INFO lines ("Creating initial MLflow database tables...") out of the
+    user's output; ``MLTRACK_DEBUG`` shows them."""
+    from mltrack.config import get_settings
+
+    if get_settings().debug:
+        return
+    for name in ("mlflow.store.db.utils", "mlflow.store.model_registry.abstract_store", "alembic"):
+        log = logging.getLogger(name)
+        if log.level in (logging.NOTSET, logging.DEBUG, logging.INFO):
+            log.setLevel(logging.WARNING)
+
+
 class MlflowStore:
     """One MLflow tracking store (and its registry), by URI."""
 
@@ -31,6 +44,7 @@ class MlflowStore:
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient
 
+        _quiet_mlflow()
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         # Importing MLflow leaves ~250k long-lived objects; without this, the next full
         # collection (150-400 ms, holding the GIL) lands inside someone's training loop.
