@@ -69,6 +69,8 @@ sys.path.insert(0, str(FIXTURE_SITE))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURE_SITE), os.environ.get("PYTHONPATH")) if p)
 
 os.environ["MLTRACK_STRICT_PLUGINS"] = "1"
+# mltrack-system samples every run; other tests assert a run's exact metrics (its own tests turn it on)
+os.environ["MLTRACK_PLUGINS__SYSTEM__ENABLED"] = "0"
 os.environ["MLTRACK_DISABLE_PLUGINS"] = BROKEN_FIXTURES
 for _name in ("MLTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLTRACK_LOAD_PLUGINS", "MLTRACK_DEBUG"):
     os.environ.pop(_name, None)

@@ -476,3 +476,27 @@ def test_waiting_for_the_store_counts_from_its_last_progress(tmp_path: Path) -> 
     assert time.monotonic() - started > 1.5
     assert sum(sink.sizes) == 8_000
     writer.stop()
+
+
+@pytest.mark.slow
+def test_sync_while_the_server_is_down_keeps_the_spool_for_later_and_quarantines_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mltrack.testing.servers import MlflowServer
+
+    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
+    monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
+    try:
+        run_id, _ = _killed_run("down-later")
+        server.stop()
+        started = time.monotonic()
+        code, reports = _sync()
+        assert time.monotonic() - started < 60
+        assert code == 1 and reports[0]["error"] and not reports[0]["quarantined"]
+        assert not (_data_dir() / "quarantine").exists()
+        server.start()
+        code, reports = _sync()
+        assert code == 0 and reports[0]["metrics"] == 100
+        assert mlflow.MlflowClient(server.url).get_run(run_id).info.status == "KILLED"
+    finally:
+        server.stop()

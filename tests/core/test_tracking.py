@@ -220,3 +220,19 @@ def test_mlflow_info_lines_stay_out_of_the_users_output_unless_debugging(tmp_pat
         code, env={**env, "MLTRACK_TRACKING_URI": f"sqlite:///{tmp_path / 'other.db'}", "MLTRACK_DEBUG": "1"}
     )
     assert "Creating initial MLflow database tables" in loud.stderr
+
+
+def test_an_unreachable_tracking_server_fails_start_run_in_seconds_with_one_line() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(
+        mltrack.StoreError, match=f"cannot reach the tracking server at http://127.0.0.1:{port}"
+    ) as info:
+        mltrack.start_run(tracking_uri=f"http://127.0.0.1:{port}")
+    assert time.monotonic() - started < 10
+    assert info.value.hint and "MLTRACK_TRACKING_URI" in info.value.hint
+    assert mltrack.active_run() is None

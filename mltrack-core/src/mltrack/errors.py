@@ -93,6 +93,11 @@ class StoreError(MLTrackError):
     """The tracking store could not be reached or refused a request."""
 
 
+class StoreUnreachableError(StoreError, ConnectionError):
+    """The tracking server does not answer at all (also a ``ConnectionError``, so retry logic
+    treats it as the outage it is)."""
+
+
 class DeploymentError(MLTrackError):
     """A deployment could not be created, reached or removed."""
 

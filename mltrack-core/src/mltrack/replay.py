@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mltrack.delivery import TRANSIENT, Item, Quarantine, classify, deliver_isolating, describe
+from mltrack.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
 from mltrack.records import Metric, Param, Tag
 from mltrack.spool import (
     REFUSED_TAG,
@@ -112,9 +112,10 @@ def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayRepo
         report.problems.append(str(exc))
         return _quarantine_spool(folder, lock_fd, report, str(exc))
     except Exception as exc:
-        if classify(exc) == TRANSIENT:
+        if classify(exc) != REFUSED and _from_store(exc):
+            # the store is down or failing: nothing is wrong with the spool, try again later
             report.error = describe(exc)
-            os.close(lock_fd)  # kept for the next try
+            os.close(lock_fd)
             return report
         return _quarantine_spool(folder, lock_fd, report, f"replay failed: {describe(exc)}")
     damage = [p for p in report.problems if "truncated record" not in p]
@@ -124,6 +125,23 @@ def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayRepo
         logger.warning("mltrack replay: %s", problem)
     _remove(folder, lock_fd)
     return report
+
+
+_STORE_MODULES = ("mlflow", "requests", "urllib3", "sqlalchemy", "psycopg2", "sqlite3", "http")
+
+
+def _from_store(exc: BaseException) -> bool:
+    """Whether ``exc`` came from talking to the store (rather than from the spool's content)."""
+    from mltrack.errors import StoreError
+
+    link: BaseException | None = exc
+    for _ in range(10):
+        if link is None:
+            return False
+        if isinstance(link, (OSError, StoreError)) or type(link).__module__.split(".")[0] in _STORE_MODULES:
+            return True
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _deliver(store: Any, run_id: str, contents: SpoolContents, report: ReplayReport, folder: Path) -> None:

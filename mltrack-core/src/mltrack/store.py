@@ -32,6 +32,39 @@ def _quiet_mlflow() -> None:
             log.setLevel(logging.WARNING)
 
 
+REACH_TIMEOUT_S = 3.0
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail in seconds, with one line, when a tracking server cannot be reached at all.
+
+    MLflow's client retries a refused connection for minutes (7 retries with backoff) and
+    then prints a long traceback; a TCP connect says the same at once. Behind an HTTP proxy
+    the server may be reachable only through it, so no check is made there.
+    """
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    from mltrack.errors import StoreUnreachableError
+
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    if urllib.request.getproxies().get(parsed.scheme) and not urllib.request.proxy_bypass(parsed.hostname):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise StoreUnreachableError(
+            f"cannot reach the tracking server at {uri}: {reason}",
+            hint="check that `mlflow server` runs there and that MLTRACK_TRACKING_URI (or MLFLOW_TRACKING_URI) "
+            "names it; `mltrack config show` says where the URI comes from",
+        ) from None
+
+
 class MlflowStore:
     """One MLflow tracking store (and its registry), by URI."""
 
@@ -45,6 +78,7 @@ class MlflowStore:
         from mlflow.tracking import MlflowClient
 
         _quiet_mlflow()
+        _check_reachable(self.tracking_uri)
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         # Importing MLflow leaves ~250k long-lived objects; without this, the next full
         # collection (150-400 ms, holding the GIL) lands inside someone's training loop.
