@@ -9,10 +9,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps venv ui-build dev test test-fast test-isolated test-ui lint format type-check dist bench quickstart train deploy test-inference demo status logs kill-all demo-clean clean
+.PHONY: help install setup system-deps venv ui-build dev dev-ui-prod test test-python test-fast test-isolated test-ui lint format type-check dist bench quickstart train deploy test-inference demo demo-linkedin status logs kill-all demo-clean mlflow-clean clean
 
 help: ## List the commands
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} \
+	  {name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1)} \
+	  END {for (i = 1; i <= NR; i++) printf "  make %-" width "s  %s\n", name[i], text[i]}'
 
 install: system-deps venv ## Set up everything: Debian packages, .venv, editable installs, dev tools
 	$(PIP) install --upgrade pip
@@ -31,6 +33,9 @@ system-deps: ## Install the Debian packages the tests and benchmarks need (Postg
 	@if command -v wrk >/dev/null 2>&1; then echo "wrk: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; fi
 
+setup: install ## The dev environment (make install) plus git hooks: pre-commit runs ruff and eslint on commit
+	$(VENV)/bin/pre-commit install
+
 venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
 
@@ -46,10 +51,6 @@ $(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
 ui-build: $(FRONTEND)/node_modules/.package-lock.json ## Build the UI's front end into mltrack-ui's package data
 	cd $(FRONTEND) && npm run build
 
-dev: ## Start the UI (mltrack ui) on the demo store, training the demo models first if it is empty
-	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
-	$(DEMO_MLTRACK) ui
-
 test: ## Run the whole test suite (sqlite and a real mlflow server on PostgreSQL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -64,6 +65,9 @@ test-isolated: ## Run each plugin's tests in a venv holding only core + that plu
 	  $$env/bin/python -m pip install -q $(CONSTRAINTS) -e ./mltrack-core -e "./mltrack-$$id[test]"; \
 	  $$env/bin/python -m pytest -p no:cacheprovider tests/plugins/$$id $(PYTEST_ARGS); \
 	done
+
+test-python: ## Run the Python tests only (pytest, without the browser tests of the front end)
+	$(PY) -m pytest --ignore=tests/plugins/ui/test_ui_browser.py $(PYTEST_ARGS)
 
 test-ui: ## Run the UI's tests (API, auth, and pages in headless Chromium; screenshots in test-artifacts/ui)
 	$(PY) -m pytest tests/plugins/ui $(PYTEST_ARGS)
@@ -102,40 +106,120 @@ quickstart: ## Track a small training job (examples/quickstart.py) on ./mlflow.d
 # The main job runs on its own embedded sqlite store in $(DEMO_DIR), so demo-clean never
 # touches a store of yours; the repository's deliberately broken test plugins are kept quiet.
 DEMO_DIR ?= .demo
-DEMO_ENV := MLTRACK_TRACKING_URI=sqlite:///$(abspath $(DEMO_DIR))/mlflow.db MLTRACK_DATA_DIR=$(abspath $(DEMO_DIR))/state \
+DEMO_ABS = $(abspath $(DEMO_DIR))
+DEMO_ENV = MLTRACK_TRACKING_URI=sqlite:///$(DEMO_ABS)/mlflow.db MLTRACK_DATA_DIR=$(DEMO_ABS)/state \
 	MLTRACK_DISABLE_PLUGINS=broken-import,misspelled-hook MLFLOW_LOGGING_LEVEL=ERROR COLUMNS=$${COLUMNS:-120}
-DEMO_MLTRACK := $(DEMO_ENV) $(VENV)/bin/mltrack
+DEMO_MLTRACK = $(DEMO_ENV) $(VENV)/bin/mltrack
+# `make dev`'s services: an MLflow tracking server and the UI, on 127.0.0.1
+MLFLOW_PORT ?= 5001
+UI_PORT ?= 5050
+LINES ?= 20
+# The spec's front-end settings, from the environment or mltrack-ui/frontend/.env.local (the
+# environment wins): the UI reads NEXT_PUBLIC_MLFLOW_TRACKING_URI as its store (default: the
+# tracking server above) and NEXT_PUBLIC_DEBUG as MLTRACK_DEBUG.
+ENV_LOCAL := $(FRONTEND)/.env.local
+NEXT_PUBLIC_MLFLOW_TRACKING_URI ?= $(shell sed -n 's/^NEXT_PUBLIC_MLFLOW_TRACKING_URI=//p' $(ENV_LOCAL) 2>/dev/null | tail -n 1)
+NEXT_PUBLIC_DEBUG ?= $(shell sed -n 's/^NEXT_PUBLIC_DEBUG=//p' $(ENV_LOCAL) 2>/dev/null | tail -n 1)
+UI_TRACKING_URI = $(or $(NEXT_PUBLIC_MLFLOW_TRACKING_URI),http://127.0.0.1:$(MLFLOW_PORT))
+UI_DEBUG = $(if $(NEXT_PUBLIC_DEBUG),MLTRACK_DEBUG=$(NEXT_PUBLIC_DEBUG))
 
 train: ## Train and register the demo models (scikit-learn, PyTorch, LangChain) on the demo store
 	@mkdir -p $(DEMO_DIR)
+	@echo "==> training the demo models"
 	@# from inside the demo folder: the store's artifact root (./mlruns) is made where it runs
-	cd $(DEMO_DIR) && $(DEMO_ENV) $(abspath $(PY)) $(CURDIR)/examples/demo/train.py
+	@cd $(DEMO_DIR) && $(DEMO_ENV) $(abspath $(PY)) $(CURDIR)/examples/demo/train.py
 
 deploy: ## Deploy the demo scikit-learn model (@champion) with the local provider
-	$(DEMO_MLTRACK) deploy demo-sklearn --version champion
+	@echo "==> deploying demo-sklearn@champion on this machine"
+	@$(DEMO_MLTRACK) deploy demo-sklearn --version champion
 
 test-inference: ## Send real requests to the deployed demo model and print the predictions
-	$(DEMO_ENV) $(PY) examples/demo/inference.py
+	@echo "==> sending requests to local/demo-sklearn"
+	@$(DEMO_ENV) $(PY) examples/demo/inference.py
 
 demo: ## The main job from a clean store: train, register, deploy locally, send requests
-	@$(MAKE) --no-print-directory demo-clean
+	@$(MAKE) --no-print-directory demo-clean >/dev/null
 	@$(MAKE) --no-print-directory train deploy test-inference
-	@echo; echo "Created:"; $(DEMO_MLTRACK) models list; $(DEMO_MLTRACK) deployments list --cached
-	@echo; echo "Next: make status | make logs | make kill-all | make demo-clean"
-	@echo "Open the UI on this store: $(DEMO_MLTRACK) ui"
+	@echo "==> created"
+	@$(DEMO_MLTRACK) models list
+	@$(DEMO_MLTRACK) deployments list --cached
+	@echo; echo "open the UI: make dev    (then: make logs | make demo-linkedin | make kill-all)"
+
+demo-linkedin: ## A presentation-ready report of the demo: one self-contained HTML page + chart PNGs in .demo/report/
+	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
+	@echo "==> writing the demo report"
+	@$(DEMO_ENV) MPLBACKEND=Agg $(PY) examples/demo/report.py --out $(DEMO_DIR)/report
+
+# $(call start_service,NAME,COMMAND): COMMAND in a session of its own (so kill-all stops the whole
+# process group), its output in $(DEMO_DIR)/NAME.log, its pid in $(DEMO_DIR)/NAME.pid; not twice.
+define start_service
+	@if [ -f $(DEMO_DIR)/$(1).pid ] && kill -0 $$(cat $(DEMO_DIR)/$(1).pid) 2>/dev/null; then \
+	  echo "$(1) already runs (pid $$(cat $(DEMO_DIR)/$(1).pid))"; \
+	else \
+	  setsid $(2) >>$(DEMO_ABS)/$(1).log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/$(1).pid; \
+	  echo "==> started $(1) (pid $$!, log $(DEMO_DIR)/$(1).log)"; \
+	fi
+endef
+
+# $(call wait_http,NAME,URL): wait up to 90 s for URL to answer, else show the log and fail
+define wait_http
+	@for i in $$(seq 1 450); do \
+	  if $(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' $(2) 2>/dev/null; then exit 0; fi; \
+	  if ! kill -0 $$(cat $(DEMO_DIR)/$(1).pid) 2>/dev/null; then break; fi; sleep 0.2; \
+	done; echo "$(1) did not start; the end of $(DEMO_DIR)/$(1).log:"; tail -n 15 $(DEMO_DIR)/$(1).log; exit 1
+endef
+
+dev: ## Start an MLflow tracking server and the UI on the demo store in the background (trains first if empty)
+	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
+	$(call start_service,mlflow,$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+	  --backend-store-uri sqlite:///$(DEMO_ABS)/mlflow.db --default-artifact-root $(DEMO_ABS)/mlruns)
+	$(call wait_http,mlflow,http://127.0.0.1:$(MLFLOW_PORT)/health)
+	$(call start_service,ui,env $(DEMO_ENV) $(UI_DEBUG) $(VENV)/bin/mltrack ui --port $(UI_PORT) --tracking-uri $(UI_TRACKING_URI))
+	$(call wait_http,ui,http://127.0.0.1:$(UI_PORT)/api/summary)
+	@echo "MLflow tracking server: http://127.0.0.1:$(MLFLOW_PORT)/"
+	@echo "MLTrack UI:             http://127.0.0.1:$(UI_PORT)/"
+	@echo "logs: make logs | stop: make kill-all"
+
+dev-ui-prod: ## The UI in production mode: a fresh `npm run build` (minified static export) served by mltrack ui, debug off
+	cd $(FRONTEND) && NODE_ENV=production npm run build
+	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
+	$(DEMO_MLTRACK) MLTRACK_DEBUG=false ui --port $(UI_PORT)
 
 status: ## Show the demo store's deployments with their live status
-	$(DEMO_MLTRACK) deployments list
+	@$(DEMO_MLTRACK) deployments list
 
-logs: ## Print the demo server's latest log lines
-	$(DEMO_MLTRACK) deployments logs local/demo-sklearn --tail 50
+logs: ## Show the latest log lines of the demo's services (model server requests, mlflow.log, ui.log); FOLLOW=1 follows
+	@if [ ! -d $(DEMO_DIR) ]; then echo "No demo in $(DEMO_DIR): run make demo first."; exit 0; fi; \
+	files=$$(ls $(DEMO_DIR)/state/deployments/local/*.log $(DEMO_DIR)/mlflow.log $(DEMO_DIR)/ui.log 2>/dev/null); \
+	if [ -n "$(FOLLOW)" ]; then exec tail -n $(LINES) -F $$files; fi; \
+	for f in $$files; do echo "==> $$f"; tail -n $(LINES) $$f; done; \
+	[ -n "$$files" ] || echo "No logs yet: make demo deploys the model, make dev starts the servers."
 
-kill-all: ## Stop every local deployment of the demo store
+kill-all: ## Stop make dev's servers and every local deployment of the demo store
+	@for name in ui mlflow; do \
+	  pidfile=$(DEMO_DIR)/$$name.pid; [ -f $$pidfile ] || continue; pid=$$(cat $$pidfile); \
+	  if kill -TERM -- -$$pid 2>/dev/null; then \
+	    for i in $$(seq 1 100); do kill -0 -- -$$pid 2>/dev/null || break; sleep 0.1; done; \
+	    kill -KILL -- -$$pid 2>/dev/null && echo "$$name (pid $$pid): killed" || echo "$$name (pid $$pid): stopped"; \
+	  fi; rm -f $$pidfile; \
+	done
 	@if [ -f $(DEMO_DIR)/mlflow.db ]; then $(DEMO_MLTRACK) deployments delete --all --provider local; \
-	else echo "No demo store: nothing runs."; fi
+	else echo "No demo store: no deployments."; fi
 
 demo-clean: kill-all ## Stop the demo's servers and delete the demo store
 	rm -rf $(DEMO_DIR)
+
+mlflow-clean: ## Reset the demo tracking data (asks first, FORCE=1 does not); stops the demo's servers first
+	@if [ ! -f $(DEMO_DIR)/mlflow.db ]; then echo "No demo store in $(DEMO_DIR): nothing to delete."; exit 0; fi; \
+	counts=$$($(PY) -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+	  n = lambda q: db.execute(q).fetchone()[0]; \
+	  print(n("select count(*) from runs"), "runs,", n("select count(*) from registered_models"), "models")' \
+	  $(DEMO_DIR)/mlflow.db); \
+	if [ "$(FORCE)" != 1 ]; then \
+	  read -r -p "Delete $(DEMO_DIR) ($$counts), stopping its servers first? [y/N] " answer || answer=; \
+	  case "$$answer" in [yY]|[yY][eE][sS]) ;; *) echo "Kept $(DEMO_DIR)."; exit 0;; esac; \
+	fi; \
+	$(MAKE) --no-print-directory kill-all && rm -rf $(DEMO_DIR) && echo "Deleted $(DEMO_DIR) ($$counts)."
 
 clean: ## Remove build output, caches and local stores
 	rm -rf dist build .pytest_cache .venv-isolated-* .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts

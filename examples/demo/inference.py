@@ -63,15 +63,21 @@ def main() -> int:
         status, answer, seconds = post(url, body, content_type)
         ok = status == expected
         failed += not ok
-        shown = answer.get("predictions") if status == 200 and isinstance(answer, dict) else answer
+        if isinstance(answer, dict):
+            shown = answer.get("predictions") if status == 200 else answer.get("message", answer)
+        else:
+            shown = answer
         if status == 200:
             answers.append(shown)
         mark = "[green]✓[/]" if ok else "[red]✗[/]"
-        console.print(f"{mark} {label}: HTTP {status} in {seconds * 1000:.0f} ms -> {json.dumps(shown)[:400]}")
+        text = shown if isinstance(shown, str) else json.dumps(shown)
+        text = text if len(text) <= 90 else text[:87] + "..."  # one short line per request
+        console.print(f"{mark} {label}: HTTP {status} in {seconds * 1000:.0f} ms -> {text}", soft_wrap=True)
     if answers and any(a != answers[0] for a in answers):
         failed += 1
         console.print("[red]✗ the three formats gave different predictions[/]")
-    console.print("Churn predictions (1 = likely to leave):", answers[0] if answers else "none")
+    shown_answer = json.dumps(answers[0]) if answers else "none"
+    console.print(f"Churn predictions (1 = likely to leave): {shown_answer}", soft_wrap=True)
     return 1 if failed else 0
 
 

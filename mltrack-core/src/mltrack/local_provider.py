@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mltrack.errors import DeploymentError
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 from mltrack.serving.client import check_health, invoke
+from mltrack.serving.server import ACCESS_LOG_ENV
 
 if TYPE_CHECKING:
     from mltrack.deployments import Deployment
@@ -145,7 +146,14 @@ class LocalProvider(DeployProvider):
             str(config.max_wait_ms),
         ]
         token = uuid.uuid4().hex
-        env = {**os.environ, "MLTRACK_TRACKING_URI": plan.model.tracking_uri, **config.env, TOKEN_ENV: token}
+        env = {
+            **os.environ,
+            "MLTRACK_TRACKING_URI": plan.model.tracking_uri,
+            # one line per request in the log file (`mltrack deployments logs`); config.env may say "0"
+            ACCESS_LOG_ENV: "1",
+            **config.env,
+            TOKEN_ENV: token,
+        }
         state_file = _state_file(plan.name)
         previous_state = _read_state(state_file)
         progress.step(f"starting the server on {config.host}:{port}")

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +31,66 @@ from mltrack.serving.limits import ServingLimits, serving_limits
 if TYPE_CHECKING:
     import socket
 
-    from fastapi import FastAPI
-
 logger = logging.getLogger("mltrack.serving")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 #: how a multi-worker server tells its workers what to load (JSON)
 WORKER_SPEC_ENV = "MLTRACK_SERVE_WORKER_SPEC"
+#: "1" turns on the one-line access log (the local provider sets it for the servers it starts).
+#: Not under MLTRACK_SERVE_: the serving limits refuse unknown MLTRACK_SERVE_* keys in .env.
+ACCESS_LOG_ENV = "MLTRACK_ACCESS_LOG"
+
+
+def access_log_enabled() -> bool:
+    """Whether ``ACCESS_LOG_ENV`` asks for the access log."""
+    return os.environ.get(ACCESS_LOG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class AccessLog:
+    """ASGI middleware: one line per HTTP request on stdout, written when its response ends.
+
+    ``2026-01-31 12:00:00 POST /invocations 200 3.1ms``. One ``os.write`` per request (no
+    logging machinery, no buffering to flush, so a tail of the log file is current), and the
+    timestamp is formatted once per second: a few microseconds next to a prediction.
+    """
+
+    def __init__(self, app: Any, fd: int | None = None) -> None:
+        self.app = app
+        self.fd = sys.stdout.fileno() if fd is None else fd
+        self._second = -1
+        self._stamp = ""
+
+    def __getattr__(self, name: str) -> Any:
+        # the wrapped app's attributes (``serving``, ``state``) stay reachable
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def send_noting_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            self._write(scope, status, time.perf_counter() - start)
+
+    def _write(self, scope: Any, status: int, seconds: float) -> None:
+        now = int(time.time())
+        if now != self._second:
+            self._second, self._stamp = now, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        line = f"{self._stamp} {scope['method']} {scope['path']} {status or '-'} {seconds * 1000:.1f}ms\n"
+        try:
+            os.write(self.fd, line.encode(errors="replace"))
+        except OSError:  # a closed or full log must not fail the request
+            pass
 
 
 def _check(workers: int, port: int, log_level: str) -> None:
@@ -113,8 +167,9 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str, limits: Serv
         host=host,
         port=port,
         log_level=log_level,
-        # one line per request is a real cost at thousands of requests a second
-        access_log=log_level in ("debug", "trace"),
+        # uvicorn's line per request (logging machinery) is a real cost at thousands of requests
+        # a second: only at debug, and never beside our own lighter AccessLog
+        access_log=log_level in ("debug", "trace") and not access_log_enabled(),
         server_header=False,
         proxy_headers=False,  # client addresses are not used; skip parsing X-Forwarded-For per request
         # after it, uvicorn cancels the requests still in flight (a client still sending its
@@ -124,7 +179,7 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str, limits: Serv
     )
 
 
-def _run_one(app: FastAPI, what: str, host: str, port: int, log_level: str, limits: ServingLimits) -> None:
+def _run_one(app: Any, what: str, host: str, port: int, log_level: str, limits: ServingLimits) -> None:
     import uvicorn
 
     with _graceful_signals() as early:
@@ -187,7 +242,7 @@ def _run_workers(
         Multiprocess(config, sockets=[sock]).run()
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> Any:
     """The app of one worker of a multi-worker server (uvicorn calls this in each worker)."""
     from mltrack.serving.app import create_app
     from mltrack.serving.loading import ModelLocation, load_located
@@ -203,7 +258,7 @@ def worker_app() -> FastAPI:
             max_concurrency=spec["max_concurrency"],
         )
     app.serving.exit_if_predicting = True
-    return app
+    return AccessLog(app) if access_log_enabled() else app
 
 
 def _log_to_stderr(log_level: str) -> None:
@@ -242,6 +297,9 @@ def serve(
         max_concurrency: most scoring requests a worker handles at once; more get 503.
         shutdown_timeout_s: after a signal, how long requests in flight may take to finish.
         log_level: uvicorn's log level; "debug" also logs every request.
+
+    With ``MLTRACK_ACCESS_LOG=1`` in the environment (the local provider sets it) each request
+    is logged as one line on stdout: time, method, path, status, duration.
 
     A limit left as None comes from ``MLTRACK_SERVE_<NAME>`` in the environment, else its
     default (100 MiB, 128 requests, 15 s; see ``mltrack.serving.limits``).
@@ -284,4 +342,4 @@ def serve(
             max_wait_ms=max_wait_ms,
         )
         return
-    _run_one(app, served.describe(), host, port, log_level, limits)
+    _run_one(AccessLog(app) if access_log_enabled() else app, served.describe(), host, port, log_level, limits)
