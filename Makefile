@@ -190,7 +190,8 @@ status: ## Show the demo store's deployments with their live status
 
 logs: ## Show the latest log lines of the demo's services (model server requests, mlflow.log, ui.log); FOLLOW=1 follows
 	@if [ ! -d $(DEMO_DIR) ]; then echo "No demo in $(DEMO_DIR): run make demo first."; exit 0; fi; \
-	files=$$(ls $(DEMO_DIR)/state/deployments/local/*.log $(DEMO_DIR)/mlflow.log $(DEMO_DIR)/ui.log 2>/dev/null); \
+	files=$$(for f in $(DEMO_DIR)/state/deployments/local/*.log $(DEMO_DIR)/mlflow.log $(DEMO_DIR)/ui.log; do \
+	  [ -f "$$f" ] && echo "$$f"; done); \
 	if [ -n "$(FOLLOW)" ]; then exec tail -n $(LINES) -F $$files; fi; \
 	for f in $$files; do echo "==> $$f"; tail -n $(LINES) $$f; done; \
 	[ -n "$$files" ] || echo "No logs yet: make demo deploys the model, make dev starts the servers."
