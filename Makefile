@@ -33,7 +33,7 @@ system-deps: ## Install the Debian packages the tests and benchmarks need (Postg
 	@if command -v wrk >/dev/null 2>&1; then echo "wrk: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; fi
 
-setup: install ## The dev environment (make install) plus git hooks: pre-commit runs ruff and eslint on commit
+setup: install ## make install plus git hooks (pre-commit: ruff and eslint before each commit)
 	$(VENV)/bin/pre-commit install
 
 venv:
@@ -145,7 +145,7 @@ demo: ## The main job from a clean store: train, register, deploy locally, send 
 	@$(DEMO_MLTRACK) deployments list --cached
 	@echo; echo "open the UI: make dev    (then: make logs | make demo-linkedin | make kill-all)"
 
-demo-linkedin: ## A presentation-ready report of the demo: one self-contained HTML page + chart PNGs in .demo/report/
+demo-linkedin: ## A report of the demo to share: .demo/report/report.html (self-contained) and charts/*.png
 	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
 	@echo "==> writing the demo report"
 	@$(DEMO_ENV) MPLBACKEND=Agg $(PY) examples/demo/report.py --out $(DEMO_DIR)/report
@@ -169,7 +169,7 @@ define wait_http
 	done; echo "$(1) did not start; the end of $(DEMO_DIR)/$(1).log:"; tail -n 15 $(DEMO_DIR)/$(1).log; exit 1
 endef
 
-dev: ## Start an MLflow tracking server and the UI on the demo store in the background (trains first if empty)
+dev: ## Start an MLflow tracking server (:5001) and the UI (:5050) on the demo store, in the background
 	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
 	$(call start_service,mlflow,$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
 	  --backend-store-uri sqlite:///$(DEMO_ABS)/mlflow.db --default-artifact-root $(DEMO_ABS)/mlruns)
@@ -180,7 +180,7 @@ dev: ## Start an MLflow tracking server and the UI on the demo store in the back
 	@echo "MLTrack UI:             http://127.0.0.1:$(UI_PORT)/"
 	@echo "logs: make logs | stop: make kill-all"
 
-dev-ui-prod: ## The UI in production mode: a fresh `npm run build` (minified static export) served by mltrack ui, debug off
+dev-ui-prod: ## The UI in production mode: a fresh npm run build (minified export) served by mltrack ui, debug off
 	cd $(FRONTEND) && NODE_ENV=production npm run build
 	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
 	$(DEMO_MLTRACK) MLTRACK_DEBUG=false ui --port $(UI_PORT)
@@ -188,7 +188,7 @@ dev-ui-prod: ## The UI in production mode: a fresh `npm run build` (minified sta
 status: ## Show the demo store's deployments with their live status
 	@$(DEMO_MLTRACK) deployments list
 
-logs: ## Show the latest log lines of the demo's services (model server requests, mlflow.log, ui.log); FOLLOW=1 follows
+logs: ## Show the demo's logs: the model server's requests, mlflow.log, ui.log (FOLLOW=1 follows)
 	@if [ ! -d $(DEMO_DIR) ]; then echo "No demo in $(DEMO_DIR): run make demo first."; exit 0; fi; \
 	files=$$(for f in $(DEMO_DIR)/state/deployments/local/*.log $(DEMO_DIR)/mlflow.log $(DEMO_DIR)/ui.log; do \
 	  [ -f "$$f" ] && echo "$$f"; done); \
@@ -210,7 +210,7 @@ kill-all: ## Stop make dev's servers and every local deployment of the demo stor
 demo-clean: kill-all ## Stop the demo's servers and delete the demo store
 	rm -rf $(DEMO_DIR)
 
-mlflow-clean: ## Reset the demo tracking data (asks first, FORCE=1 does not); stops the demo's servers first
+mlflow-clean: ## Delete the demo tracking data, asking first (FORCE=1: no question); stops its servers first
 	@if [ ! -f $(DEMO_DIR)/mlflow.db ]; then echo "No demo store in $(DEMO_DIR): nothing to delete."; exit 0; fi; \
 	counts=$$($(PY) -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
 	  n = lambda q: db.execute(q).fetchone()[0]; \
