@@ -181,9 +181,11 @@ dev: ## Start an MLflow tracking server (:5001) and the UI (:5050) on the demo s
 	@echo "logs: make logs | stop: make kill-all"
 
 dev-ui-prod: ## The UI in production mode: a fresh npm run build (minified export) served by mltrack ui, debug off
-	cd $(FRONTEND) && NODE_ENV=production npm run build
+	@echo "==> building the front end for production (npm run build: minified static export)"
+	@cd $(FRONTEND) && NODE_ENV=production npm run build
 	@test -f $(DEMO_DIR)/mlflow.db || $(MAKE) --no-print-directory train
-	$(DEMO_MLTRACK) MLTRACK_DEBUG=false ui --port $(UI_PORT)
+	@echo "==> serving that build with mltrack ui on the demo store (Ctrl+C stops it)"
+	@$(DEMO_ENV) MLTRACK_DEBUG=false $(VENV)/bin/mltrack ui --port $(UI_PORT)
 
 status: ## Show the demo store's deployments with their live status
 	@$(DEMO_MLTRACK) deployments list
