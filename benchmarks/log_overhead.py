@@ -8,10 +8,15 @@ What is measured, for each contender and each store:
 * **loop+flush s**: the time from the first call of the loop until every point is durable in the
   store: the loop plus ``mltrack.flush()`` (mltrack), plus ``mlflow.flush_async_logging()`` (MLflow
   async), or the loop alone (MLflow sync, where each call returns after its write).
+* **CPU µs/pt to durable**: CPU time (user + system) from the first call of the loop until every
+  point is durable, divided by the points, of the logging process *and* of the helper processes
+  it caused (MLTrack's writer process, child processes): what the machine pays, not just the
+  caller. A background thread's CPU is part of the logging process's.
 * **points stored**: every run is read back with ``MlflowClient(uri).get_metric_history(run_id,
   "loss")`` after the run ended, and the count is compared with what was logged (warm-up + loop).
 
-Contenders: ``mltrack.log_metric``; ``mlflow.log_metric(..., synchronous=True)``;
+Contenders: ``mltrack.log_metric`` (thread writer, the default) and the same with
+``writer = "process"`` (the store writes run in MLTrack's writer process); ``mlflow.log_metric(..., synchronous=True)``;
 ``mlflow.log_metric(..., synchronous=False)``; and a floor, ``collections.deque.append`` of a small
 tuple, the least a non-blocking logger can do per call.
 
@@ -64,6 +69,7 @@ METRIC_KEY = "loss"
 LABELS = {
     "deque": "deque.append (floor)",
     "mltrack": "mltrack.log_metric",
+    "mltrack-process": "mltrack (writer process)",
     "mlflow-async": "mlflow async",
     "mlflow-sync": "mlflow sync",
 }
@@ -120,13 +126,15 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     import mlflow
 
-    if kind == "mltrack":
+    helpers: list[int] = []
+    if kind in ("mltrack", "mltrack-process"):
         import mltrack
 
         result["import_s"] = perf() - t_import
         # Default settings (the crash-safe spool included), but the spool lives in this child's temp folder.
         data_dir = Path(spec["data_dir"])
-        mltrack.configure(tracking_uri=uri, data_dir=data_dir)
+        extra = {"writer": "process"} if kind == "mltrack-process" else {}
+        mltrack.configure(tracking_uri=uri, data_dir=data_dir, **extra)
         t = perf()
         run = mltrack.start_run(run_name="bench-mltrack")
         result["start_run_s"] = perf() - t
@@ -134,13 +142,19 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         for i in range(warmup):
             mltrack.log_metric(METRIC_KEY, float(i), step=i)
         mltrack.flush()
+        from mltrack import runs
+
+        writer_pid = getattr(runs.get_writer(), "writer_pid", 0)
+        helpers = [writer_pid] if writer_pid else []
         gc.callbacks.append(on_gc)
+        cpu0, helper0 = time.process_time(), _helpers_cpu(helpers)
         t0 = perf()
         for i in range(warmup, warmup + points):
             mltrack.log_metric(METRIC_KEY, float(i), step=i)
         t1 = perf()
         mltrack.flush()
         t2 = perf()
+        cpu2, helper2 = time.process_time(), _helpers_cpu(helpers)
         gc.callbacks.remove(on_gc)
         mltrack.end_run()
         t3 = perf()
@@ -159,6 +173,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         if not synchronous:
             mlflow.flush_async_logging()
         gc.callbacks.append(on_gc)
+        cpu0, helper0 = time.process_time(), _helpers_cpu(helpers)
         t0 = perf()
         for i in range(warmup, warmup + points):
             mlflow.log_metric(METRIC_KEY, float(i), step=i, synchronous=synchronous)
@@ -166,6 +181,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         if not synchronous:
             mlflow.flush_async_logging()
         t2 = perf()
+        cpu2, helper2 = time.process_time(), _helpers_cpu(helpers)
         gc.callbacks.remove(on_gc)
         mlflow.end_run()
         t3 = perf()
@@ -178,11 +194,34 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         loop_s=t1 - t0,
         flush_s=t2 - t1,
         end_run_s=t3 - t2,
+        cpu_s=cpu2 - cpu0,
+        helper_cpu_s=helper2 - helper0,
         stored=len(history),
         expected=warmup + points,
         gc_ms=1000 * sum(d for s, d in gc_pauses if t0 <= s <= t1),
     )
     return result
+
+
+def _helpers_cpu(helper_pids: list[int]) -> float:
+    """CPU seconds so far of this process's child processes and the named helper processes."""
+    import psutil
+
+    seen: dict[int, Any] = {p.pid: p for p in psutil.Process().children(recursive=True)}
+    for pid in helper_pids:
+        if pid not in seen:
+            try:
+                seen[pid] = psutil.Process(pid)
+            except psutil.Error:
+                pass
+    total = 0.0
+    for proc in seen.values():
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def worker_main(raw: str) -> None:
@@ -241,6 +280,17 @@ class Row:
     def total_s(self) -> float:
         """Loop plus flush for ``target_points`` (scaled linearly if fewer were measured)."""
         return self.total_measured_s * self.scale
+
+    @property
+    def cpu_per_point_us(self) -> float:
+        """CPU of every process involved, first call to durable, per point."""
+        return statistics.median(
+            1e6 * (float(r.get("cpu_s", 0)) + float(r.get("helper_cpu_s", 0))) / int(r["points"]) for r in self.runs
+        )
+
+    @property
+    def caller_cpu_per_point_us(self) -> float:
+        return statistics.median(1e6 * float(r.get("cpu_s", 0)) / int(r["points"]) for r in self.runs)
 
     @property
     def gc_ms(self) -> float:
@@ -342,7 +392,7 @@ def server_rows(
         log(f"  mlflow server at {server.url} (started in {time.perf_counter() - started:.1f}s)")
         return server
 
-    server_plan = (plan[0], plan[1], ("mlflow-sync", args.mlflow_sync_server_points, args.mlflow_repeat))
+    server_plan = (*plan[:3], ("mlflow-sync", args.mlflow_sync_server_points, args.mlflow_repeat))
     try:
         for kind, points, repeat in server_plan:
             row = Row(kind, "server", args.points)
@@ -393,6 +443,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         ("loop s", "right"),
         ("flush s", "right"),
         (f"loop+flush s ({args.points:,} pts)", "right"),
+        ("CPU µs/pt to durable (caller)", "right"),
         ("points stored", "right"),
         ("GC in loop ms", "right"),
     ):
@@ -400,7 +451,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     any_scaled = False
     for row in rows:
         if not row.ok:
-            table.add_row(row.label, row.store, "", f"[red]{row.error or 'no result'}[/]", *[""] * 6)
+            table.add_row(row.label, row.store, "", f"[red]{row.error or 'no result'}[/]", *[""] * 7)
             continue
         scaled = row.measured_points != row.target_points
         any_scaled |= scaled
@@ -414,6 +465,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
             f"{row.loop_s:.3f}",
             f"{row.flush_s:.3f}",
             f"{row.total_s:,.3f}" + (f" *(x{row.scale:g})" if scaled else ""),
+            f"{row.cpu_per_point_us:,.1f} ({row.caller_cpu_per_point_us:,.1f})" if row.kind != "deque" else "",
             stored,
             f"{row.gc_ms:.0f}",
         )
@@ -427,6 +479,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     console.print(
         "per-call µs = loop time / points (mean). loop+flush = loop + flush until durable "
         "(mltrack.flush / mlflow.flush_async_logging; MLflow sync writes in the call). "
+        "CPU µs/pt to durable = CPU of the logging process plus its helper processes (MLTrack's writer "
+        "process) from the first call until durable, per point; (caller) = the logging process alone. "
         "GC in loop = CPython garbage-collector pauses that began during the loop (any thread; a pause holds "
         "the GIL, so the logging thread waits); excl. GC = (loop - GC in loop) / points."
     )
@@ -575,6 +629,7 @@ def main() -> None:
 
         plan = (
             ("mltrack", args.points, args.repeat),
+            ("mltrack-process", args.points, args.repeat),
             ("mlflow-async", args.mlflow_points, args.mlflow_repeat),
             ("mlflow-sync", args.mlflow_points, args.mlflow_repeat),
         )

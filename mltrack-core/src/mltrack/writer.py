@@ -31,7 +31,7 @@ from mltrack.delivery import Item, Quarantine, Refused, classify, deliver_isolat
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
 from mltrack.sinks import Sink
-from mltrack.spool import REFUSED, SENT, RunSpool, SpoolSlot
+from mltrack.spool import REFUSED, SENT, RunSpool, SpoolSlot, quarantine_root
 from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 logger = logging.getLogger("mltrack.writer")
@@ -183,6 +183,9 @@ class BackgroundWriter:
             route = self._routes.get(key)
             if route is None:
                 where = quarantine_dir or self.quarantine_dir
+                if isinstance(spool, RunSpool) and self.quarantine_dir is not None:
+                    # beside the run's spool: the data_dir in force now, not the one when the writer started
+                    where = quarantine_dir or quarantine_root(spool.root.parent)
                 quarantine = Quarantine(where, run_id) if where is not None else None
                 route = self._routes[key] = _RunRoute(run_id, primary, key, quarantine=quarantine)
             if spool is not None:
