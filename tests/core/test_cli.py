@@ -136,8 +136,9 @@ def test_config_show_json_masks_secrets_in_plugin_sections_and_keeps_their_shape
     assert "hunter2" not in result.stdout
     assert "tok-123" not in result.stdout
     rows = {row["setting"]: row for row in json.loads(result.stdout)["settings"]}
-    assert rows["plugins"]["value"] == {
-        "fixture": {"greeting": "https://bob:********@hello.example", "api_token": "********"}
+    assert rows["plugins"]["value"]["fixture"] == {
+        "greeting": "https://bob:********@hello.example",
+        "api_token": "********",
     }
 
 
