@@ -411,13 +411,6 @@ spool.append_metric("loss", KilledWhileConverted(), 1_700_000_000_011, 11)  # th
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: RunSpool.append_metric packs a slot field by field, its WRITTEN state byte before "
-    "its value, timestamp and step, so a SIGKILL in between leaves a torn slot that replay stores as a "
-    "point no call logged (value 0.0 or half written, timestamp 0, step 0); 11 of 150 kills of a hot "
-    "log_metric loop left one",
-)
 def test_a_kill_between_the_writes_of_one_metric_slot_replays_no_point_that_no_call_logged(
     sqlite_uri: str,
 ) -> None:

@@ -11,7 +11,7 @@ Each run a process logs to gets a spool folder
   so the point is in the kernel's page cache when the call returns and survives the
   process being killed. The writer reads the slots back (the spool *is* the metric
   queue, so a backlog costs disk, not memory) and flips a slot's state byte to *sent*
-  once the store has confirmed it. A 32-byte slot never straddles a page, so a kill
+  once the store has confirmed it. A slot's state byte is written last, so a kill
   cannot tear one. A segment's blocks are reserved (``posix_fallocate``) before it is
   mapped: a full disk is a ``SpoolFullError`` at the call, never a SIGBUS.
 - ``log``: an append-only file of framed records (marker, length, CRC32, JSON): the
@@ -231,7 +231,15 @@ class RunSpool:
             except BaseException:
                 self.abandoned.add(index)
                 raise
-        SLOT.pack_into(target, (index & SEGMENT_MASK) << 5, key_id, 0, WRITTEN, 0, value, timestamp, step)
+        offset = (index & SEGMENT_MASK) << 5
+        try:
+            SLOT.pack_into(target, offset, key_id, 0, EMPTY, 0, value, timestamp, step)
+        except BaseException:
+            self.abandoned.add(index)
+            raise
+        # The state byte last, in one store: a kill between the two writes leaves an EMPTY
+        # slot (a call that never returned), never a WRITTEN slot with half its fields.
+        target[offset + STATE_OFFSET] = WRITTEN
         return index
 
     def claim_bound(self) -> int:
