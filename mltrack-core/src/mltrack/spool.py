@@ -318,20 +318,10 @@ class RunSpool:
     def release_below(self, cursor: int) -> None:
         """Unmap and delete segments whose every slot is final: a long run's spool
         stays small, and so does the process's memory."""
-        last_done = (cursor >> SEGMENT_BITS) - 1
         with self._io_lock, self._lock:
             if self.closed:
                 return
-            for number in range(min(last_done + 1, len(self._maps))):
-                target = self._maps[number]
-                if target is None:
-                    continue
-                self._maps[number] = None
-                target.close()
-                try:
-                    os.unlink(self.path / f"seg-{number:06d}")
-                except OSError:
-                    pass
+            _release_segments(self._maps, self.path, cursor)
 
     def trim(self) -> None:
         """Drop the pages of full segments from this process's memory (they stay in the
@@ -452,6 +442,20 @@ class RunSpool:
         os.close(self._lock_fd)  # releases the lock; a kept spool is now replayable
         for target in maps:
             target.close()
+
+
+def _release_segments(maps: list[mmap.mmap | None], folder: Path, cursor: int) -> None:
+    """Unmap and delete the segments wholly below slot ``cursor`` (every slot in them is final)."""
+    for number in range(min(cursor >> SEGMENT_BITS, len(maps))):
+        target = maps[number]
+        if target is None:
+            continue
+        maps[number] = None
+        target.close()
+        try:
+            os.unlink(folder / f"seg-{number:06d}")
+        except OSError:
+            pass
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -759,16 +763,7 @@ class SpoolReader:
 
     def release_below(self, cursor: int) -> None:
         """Delete segments whose every slot is final (the logging process unmaps them)."""
-        for number in range(min(cursor >> SEGMENT_BITS, len(self._maps))):
-            target = self._maps[number]
-            if target is None:
-                continue
-            self._maps[number] = None
-            target.close()
-            try:
-                os.unlink(self.path / f"seg-{number:06d}")
-            except OSError:
-                pass
+        _release_segments(self._maps, self.path, cursor)
 
     def trim(self) -> None:
         if not hasattr(mmap, "MADV_DONTNEED"):
