@@ -13,8 +13,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mltrack.testing.servers import PostgresServer
 
 BROKEN_FIXTURES = "broken-import,misspelled-hook"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -135,24 +139,35 @@ def sqlite_uri(_sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` on PostgreSQL, started once per test session."""
-    from mltrack.testing.servers import MlflowServer, PostgresServer, postgres_bin_dir
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (``PostgresServer``); its ``mlflow`` database
+    belongs to ``mlflow_server``, other tests create their own with ``create_database``."""
+    from mltrack.testing.servers import PostgresServer, postgres_bin_dir
 
     if postgres_bin_dir() is None:
         pytest.fail("PostgreSQL is not installed: run `make install` (it installs the Debian package)")
     # PostgreSQL runs as the postgres user: its folder must be outside pytest's 0700 tree.
     base = Path(tempfile.mkdtemp(prefix="mltrack-pg-"))
     os.chmod(base, 0o755)
-    postgres = PostgresServer(base / "cluster").start()
+    server = PostgresServer(base / "cluster").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on PostgreSQL, started once per test session."""
+    from mltrack.testing.servers import MlflowServer
+
     server = MlflowServer(postgres.uri, tmp_path_factory.mktemp("server") / "artifacts")
     try:
         server.start()
         yield server.url
     finally:
         server.stop()
-        postgres.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.server)])
