@@ -145,16 +145,20 @@ class MlflowServer:
         *,
         artifacts_destination: str | None = None,
         env: Mapping[str, str] | None = None,
+        app_name: str | None = None,
     ) -> None:
         """``artifacts_destination`` (e.g. ``s3://bucket/mlartifacts``) replaces ``artifacts_dir``
         as what the server's proxy writes to; ``env`` is added to the server's environment (an
-        object store's endpoint and keys: the server, not the client, talks to the bucket)."""
+        object store's endpoint and keys: the server, not the client, talks to the bucket);
+        ``app_name`` is ``mlflow server --app-name`` (``basic-auth``, whose configuration file
+        ``MLFLOW_AUTH_CONFIG_PATH`` and ``MLFLOW_FLASK_SERVER_SECRET_KEY`` then go in ``env``)."""
         self.backend_uri = backend_uri
         self.artifacts_dir = Path(artifacts_dir)
         self.port = port or free_port()
         self.workers = workers
         self.artifacts_destination = artifacts_destination or str(self.artifacts_dir)
         self.extra_env = dict(env or {})
+        self.app_name = app_name
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.artifacts_dir.parent / f"mlflow-server-{self.port}.log"
 
@@ -183,6 +187,7 @@ class MlflowServer:
                 str(self.port),
                 "--workers",
                 str(self.workers),
+                *(["--app-name", self.app_name] if self.app_name else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
