@@ -30,6 +30,7 @@ from mltrack.config_files import (
     tomllib,
 )
 from mltrack.errors import ConfigError
+from mltrack.secrets import MASK, is_secret_name
 
 
 def _split_list(value: Any) -> Any:
@@ -199,6 +200,8 @@ def config_error_from(
         if i == 0:
             first_source = source
         value = error.get("input")
+        if loc and is_secret_name(loc[-1]) and value is not None:
+            value = MASK  # a refused secret is still a secret: name the field, never echo it
         owner = f"plugin {plugin!r} setting" if plugin else "setting"
         problems.append(f"{owner} {field!r} = {value!r} (from {source}): {error['msg']}")
     return ConfigError("; ".join(problems), hint=_fix_hint(first_source))
