@@ -18,7 +18,18 @@ from conftest import run_cli, run_python
 
 import mltrack
 
-CORE_COMMANDS = {"config", "experiments", "plugins", "runs", "sync", "models", "deploy", "deployments", "serve"}
+CORE_COMMANDS = {
+    "config",
+    "experiments",
+    "plugins",
+    "runs",
+    "artifacts",
+    "sync",
+    "models",
+    "deploy",
+    "deployments",
+    "serve",
+}
 
 
 def cli_json(*args: str, env: dict[str, str] | None = None) -> Any:

@@ -17,7 +17,18 @@ from mltrack.errors import MLTrackError
 from mltrack.install_hint import install_hint
 from mltrack.secrets import mask_secrets
 
-CORE_COMMANDS = ("plugins", "config", "experiments", "runs", "models", "sync", "deploy", "deployments", "serve")
+CORE_COMMANDS = (
+    "plugins",
+    "config",
+    "experiments",
+    "runs",
+    "artifacts",
+    "models",
+    "sync",
+    "deploy",
+    "deployments",
+    "serve",
+)
 
 
 def _debug() -> bool:
@@ -439,6 +450,15 @@ def _add_deploy_commands() -> None:
 
 
 _add_deploy_commands()
+
+
+def _add_artifacts_commands() -> None:
+    from mltrack.cli_artifacts import artifacts_group
+
+    cli.add_command(artifacts_group)
+
+
+_add_artifacts_commands()
 
 
 def _add_serve_command() -> None:
