@@ -48,6 +48,27 @@ export async function getJson<T>(path: string, query: Query = {}, signal?: Abort
   return (await response.json()) as T;
 }
 
+/** What `GET /api/auth` says: whether a login is needed, and who the proxy says is asking. */
+export interface AuthState {
+  required: boolean;
+  authenticated: boolean;
+  /** the user an authenticating reverse proxy named; null for a token, a session or an open UI */
+  user: string | null;
+  /** false when the UI has no token and takes its users only from the proxy */
+  token_login: boolean;
+}
+
+let authState: Promise<AuthState> | null = null;
+
+/** `GET /api/auth`, asked once per page load: the auth gate and the nav's user name share it. */
+export function authStatus(): Promise<AuthState> {
+  authState ??= getJson<AuthState>("/api/auth").catch((error: unknown) => {
+    authState = null; // a failed request is asked again next time
+    throw error;
+  });
+  return authState;
+}
+
 export async function login(token: string): Promise<boolean> {
   const response = await fetch("/api/auth/login", {
     method: "POST",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,18 +15,18 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.errors import InvalidInputError, MLTrackError, StoreError
 from mltrack.secrets import mask_secrets
 from mltrack.store import MlflowStore, get_store
 from mltrack_ui import artifacts, deployments_view, registry, store_summary
-from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, auth_middleware, same_origin
+from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, ProxyIdentity, auth_middleware, same_origin
 from mltrack_ui.downsample import MIN_POINTS
 from mltrack_ui.json_response import StrictJSONResponse
 from mltrack_ui.metric_history import DEFAULT_POINTS, MAX_POINTS, HistoryQuery, metric_histories
 from mltrack_ui.panels import collect_panels
 from mltrack_ui.query_params import INT64_MAX, int_or_default, optional_int, parse_int
 from mltrack_ui.runs_table import MAX_PAGE_SIZE, RunsQuery, run_document, search_runs_page
-from mltrack_ui.settings import DEFAULT_HOST
+from mltrack_ui.settings import DEFAULT_HOST, DEFAULT_SESSION_MAX_AGE_S
 
 logger = logging.getLogger("mltrack.ui")
 
@@ -106,11 +107,19 @@ def create_app(
     tracking_uri: str | None = None,
     host: str = DEFAULT_HOST,
     auth_token: str | None = None,
+    session_secret: str | None = None,
+    session_max_age_s: int = DEFAULT_SESSION_MAX_AGE_S,
+    trusted_proxy_user_header: str | None = None,
+    trusted_proxies: Sequence[str] = (),
     refresh_deployments: bool = True,
     frontend: Path | None = None,
 ) -> FastAPI:
-    """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` without a token."""
-    policy = AuthPolicy(host, auth_token)
+    """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` with neither a
+    token nor a trusted proxy user header."""
+    proxy = None if trusted_proxy_user_header is None else ProxyIdentity(trusted_proxy_user_header, trusted_proxies)
+    policy = AuthPolicy(
+        host, auth_token, session_secret=session_secret, session_max_age_s=session_max_age_s, proxy=proxy
+    )
     store: MlflowStore = get_store(tracking_uri)
     # Strict JSON for every route, plugins' routers included (they inherit the default class).
     app = FastAPI(
@@ -126,7 +135,8 @@ def create_app(
 
     @app.exception_handler(MLTrackError)
     async def mltrack_error(request: Request, exc: MLTrackError) -> JSONResponse:
-        status = 404 if isinstance(exc, LookupError) else 400
+        # A store that refuses the UI's own credentials is the upstream's failure, not bad input.
+        status = 404 if isinstance(exc, LookupError) else 502 if isinstance(exc, StoreError) else 400
         return _error_response(status, exc.message, exc.hint)
 
     @app.exception_handler(RequestValidationError)
@@ -152,17 +162,33 @@ def create_app(
     api = APIRouter(prefix="/api", dependencies=[Depends(_refuse_nul)])
 
     @api.get("/auth")
-    def auth_status(request: Request) -> dict[str, bool]:
-        return {"required": policy.required, "authenticated": policy.is_authenticated(request)}
+    def auth_status(request: Request) -> dict[str, Any]:
+        identity = policy.identify(request)
+        return {
+            "required": policy.required,
+            "authenticated": identity is not None,
+            # the name an authenticating proxy gave; a token or its session names nobody
+            "user": identity.user if identity is not None else None,
+            "token_login": policy.token_login,
+        }
 
     @api.post("/auth/login")
     def login(body: Login) -> Response:
         if not policy.required:
             return Response(status_code=204)
+        if not policy.token_login:
+            return _error_response(400, "this UI has no token to log in with", policy.login_hint())
         if not policy.token_matches(body.token):
             return _error_response(401, "wrong token")
         response = Response(status_code=204)
-        response.set_cookie(SESSION_COOKIE, policy.session_value(), httponly=True, samesite="strict", path="/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            policy.session_value(),
+            max_age=policy.session_max_age_s,
+            httponly=True,
+            samesite="strict",
+            path="/",
+        )
         return response
 
     @api.post("/auth/logout")

@@ -20,7 +20,8 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
 
     The token for a non-loopback address comes from MLTRACK_PLUGINS__UI__AUTH_TOKEN or
     auth_token in [tool.mltrack.plugins.ui], never from the command line (where other users
-    of the machine could read it).
+    of the machine could read it); so do session_secret (shared by replicas) and the
+    trusted proxy settings.
     """
     import uvicorn
 
@@ -35,13 +36,24 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
-    app = create_app(host=bind_host, auth_token=token, refresh_deployments=settings.refresh_deployments)
+    app = create_app(
+        host=bind_host,
+        auth_token=token,
+        session_secret=settings.session_secret.get_secret_value() if settings.session_secret else None,
+        session_max_age_s=settings.session_max_age_s,
+        trusted_proxy_user_header=settings.trusted_proxy_user_header,
+        trusted_proxies=settings.trusted_proxies,
+        refresh_deployments=settings.refresh_deployments,
+    )
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
     # Bind before announcing anything: a busy port is one line with a hint, not a banner
     # followed by uvicorn's traceback.
     listener = _listen(bind_host, bind_port, shown)
     bind_port = listener.getsockname()[1]
-    click.echo(f"MLTrack UI on http://{shown}:{bind_port}/ " + ("(token required)" if token else ""))
+    guard = "token" if token else ""
+    if settings.trusted_proxy_user_header:
+        guard = f"{guard} or {settings.trusted_proxy_user_header}" if guard else settings.trusted_proxy_user_header
+    click.echo(f"MLTrack UI on http://{shown}:{bind_port}/ " + (f"({guard} required)" if guard else ""))
     if static_dir() is None:
         click.echo("warning: the front end is not built; only the JSON API is served (run `make ui-build`)", err=True)
     if open_browser:
@@ -49,7 +61,9 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(f"http://{shown}:{bind_port}/",)).start()
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
+    # proxy_headers=False: uvicorn would otherwise replace the peer address with X-Forwarded-For
+    # from 127.0.0.1, and the trusted-proxy check must see the connection's real peer.
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False)).run(sockets=[listener])
 
 
 def _listen(host: str, port: int, shown: str) -> socket.socket:

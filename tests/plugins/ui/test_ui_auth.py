@@ -59,7 +59,12 @@ def test_login_sets_a_session_cookie_that_is_not_the_token(ui_with_token: UI) ->
 def test_pages_load_without_the_token_but_hold_no_data(ui_with_token: UI) -> None:
     status, _headers, body = ui_with_token.request("/")
     assert status == 200 and b"<html" in body.lower()
-    assert ui_with_token.get("/api/auth")[1] == {"required": True, "authenticated": False}
+    assert ui_with_token.get("/api/auth")[1] == {
+        "required": True,
+        "authenticated": False,
+        "user": None,
+        "token_login": True,
+    }
 
 
 def test_no_response_carries_the_token(ui_with_token: UI, seeded: Seeded) -> None:
