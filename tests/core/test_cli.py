@@ -10,13 +10,19 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import pytest
-from conftest import run_cli, run_python
+from conftest import fresh_sqlite_uri, run_cli, run_python
 
 import mltrack
+from mltrack.secrets import mask_secrets
+
+if TYPE_CHECKING:
+    from mltrack.testing.servers import PostgresServer
 
 CORE_COMMANDS = {
     "config",
@@ -48,19 +54,85 @@ def settings_rows(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]
     return {row["setting"]: row for row in cli_json("config", "show", env=env)["settings"]}
 
 
+@dataclass
+class CliStore:
+    """The store a CLI test reads: ``private`` when the test has it to itself; the session's
+    ``mlflow server`` is shared, so there names get a suffix and listings are narrowed to ours."""
+
+    uri: str
+    private: bool
+    suffix: str = ""
+
+    def name(self, base: str) -> str:
+        return base if self.private else f"{base}-{self.suffix}"
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with MLflow's tables; each test gets a copy (CREATE DATABASE ... TEMPLATE)."""
+    uri = postgres.create_database("cli_template")
+    # migrated in a process of its own, so no connection is left open (a template must have none)
+    done = run_python(
+        f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()", cwd=tmp_path_factory.mktemp("pg-cli")
+    )
+    assert done.returncode == 0, done.stderr
+    return "cli_template"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.server),
+        pytest.param("server", marks=pytest.mark.server),
+    ]
+)
+def cli_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliStore:
+    """The CLI's reads on each store a team uses: sqlite, PostgreSQL directly, and an mlflow server."""
+    if request.param == "sqlite":
+        store = CliStore(fresh_sqlite_uri(request.getfixturevalue("_sqlite_template"), tmp_path), private=True)
+    elif request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres")
+        name = f"cli_{uuid4().hex[:12]}"
+        uri = postgres.create_database(name, template=request.getfixturevalue("_postgres_template"))
+        store = CliStore(uri, private=True)
+    else:
+        store = CliStore(request.getfixturevalue("mlflow_server"), private=False, suffix=uuid4().hex[:8])
+    monkeypatch.setenv("MLTRACK_TRACKING_URI", store.uri)
+    return store
+
+
+# Rendering and hints are the same whatever the store: those tests run on sqlite only.
+SQLITE_ONLY = pytest.mark.parametrize("cli_store", ["sqlite"], indirect=True)
+
+
+@dataclass
+class Populated:
+    store: CliStore
+    runs: dict[str, str]  # run name -> run id
+    experiment_ids: set[str]
+
+    def exp(self, base: str) -> str:
+        return self.store.name(base)
+
+    def ours(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of this test's experiments (all of them on a store of its own)."""
+        return rows if self.store.private else [r for r in rows if r["experiment_id"] in self.experiment_ids]
+
+
 @pytest.fixture
-def populated_store(sqlite_uri: str) -> dict[str, str]:
+def populated_store(cli_store: CliStore) -> Populated:
     """Experiments ``exp-a`` (runs ``good`` loss 0.2, ``bad`` loss 0.9) and ``exp-b`` (``other``
-    loss 0.1); returns run ids by run name."""
+    loss 0.1)."""
     run_ids = {}
+    experiment_ids = set()
     for experiment, runs in {"exp-a": {"good": 0.2, "bad": 0.9}, "exp-b": {"other": 0.1}}.items():
-        mltrack.set_experiment(experiment)
+        experiment_ids.add(mltrack.set_experiment(cli_store.name(experiment)).experiment_id)
         for name, loss in runs.items():
             with mltrack.start_run(run_name=name) as run:
                 mltrack.log_param("lr", 0.01)
                 mltrack.log_metric("loss", loss)
             run_ids[name] = run.run_id
-    return run_ids
+    return Populated(cli_store, run_ids, experiment_ids)
 
 
 def run_names(rows: list[dict[str, Any]]) -> set[str]:
@@ -164,41 +236,54 @@ def test_config_show_with_a_bad_value_prints_the_error_naming_its_source() -> No
 # -- experiments and runs ----------------------------------------------------------------------------------
 
 
-def test_experiments_list_json_lists_the_stores_experiments(populated_store: dict[str, str]) -> None:
+def test_experiments_list_json_lists_the_stores_experiments(populated_store: Populated) -> None:
     experiments = cli_json("experiments", "list")
-    assert {e["name"] for e in experiments} == {"Default", "exp-a", "exp-b"}
+    names = {e["name"] for e in experiments}
+    if populated_store.store.private:
+        assert names == {"Default", "exp-a", "exp-b"}
+    else:
+        assert {"Default", populated_store.exp("exp-a"), populated_store.exp("exp-b")} <= names
     assert all(e["lifecycle_stage"] == "active" for e in experiments)
 
 
-def test_runs_list_json_lists_runs_of_every_experiment(populated_store: dict[str, str]) -> None:
-    rows = cli_json("runs", "list")
-    assert {row["name"]: row["run_id"] for row in rows} == populated_store
+def test_runs_list_json_lists_runs_of_every_experiment(populated_store: Populated) -> None:
+    rows = populated_store.ours(cli_json("runs", "list"))
+    assert {row["name"]: row["run_id"] for row in rows} == populated_store.runs
     assert all(row["status"] == "FINISHED" for row in rows)
 
 
-def test_runs_list_experiment_option_selects_that_experiment(populated_store: dict[str, str]) -> None:
-    assert run_names(cli_json("runs", "list", "--experiment", "exp-a")) == {"good", "bad"}
+@SQLITE_ONLY
+def test_runs_list_experiment_option_selects_that_experiment(populated_store: Populated) -> None:
+    assert run_names(cli_json("runs", "list", "--experiment", populated_store.exp("exp-a"))) == {"good", "bad"}
 
 
-def test_runs_list_filter_applies_an_mlflow_filter(populated_store: dict[str, str]) -> None:
-    assert run_names(cli_json("runs", "list", "--filter", "metrics.loss < 0.5")) == {"good", "other"}
+def test_runs_list_filter_applies_an_mlflow_filter(populated_store: Populated) -> None:
+    rows = populated_store.ours(cli_json("runs", "list", "--filter", "metrics.loss < 0.5"))
+    assert run_names(rows) == {"good", "other"}
 
 
-def test_runs_list_combines_experiment_and_filter(populated_store: dict[str, str]) -> None:
-    rows = cli_json("runs", "list", "--experiment", "exp-a", "--filter", "metrics.loss < 0.5")
+def test_runs_list_combines_experiment_and_filter(populated_store: Populated) -> None:
+    rows = cli_json("runs", "list", "--experiment", populated_store.exp("exp-a"), "--filter", "metrics.loss < 0.5")
     assert [(row["name"], row["metrics"]) for row in rows] == [("good", {"loss": 0.2})]
 
 
-def test_runs_list_table_shows_each_run(populated_store: dict[str, str]) -> None:
-    result = run_cli("runs", "list", "--experiment", "exp-b", env={"COLUMNS": "200"})
+def test_runs_list_orders_by_a_metric(populated_store: Populated) -> None:
+    experiments = ("--experiment", populated_store.exp("exp-a"), "--experiment", populated_store.exp("exp-b"))
+    rows = cli_json("runs", "list", *experiments, "--order-by", "metrics.loss DESC", "--limit", "2")
+    assert [row["name"] for row in rows] == ["bad", "good"]
+
+
+@SQLITE_ONLY
+def test_runs_list_table_shows_each_run(populated_store: Populated) -> None:
+    result = run_cli("runs", "list", "--experiment", populated_store.exp("exp-b"), env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
-    assert populated_store["other"] in result.stdout
+    assert populated_store.runs["other"] in result.stdout
     assert "loss=0.1" in result.stdout
 
 
-def test_runs_show_json_shows_params_metrics_and_tags(populated_store: dict[str, str]) -> None:
-    shown = cli_json("runs", "show", populated_store["good"])
-    assert shown["run_id"] == populated_store["good"]
+def test_runs_show_json_shows_params_metrics_and_tags(populated_store: Populated) -> None:
+    shown = cli_json("runs", "show", populated_store.runs["good"])
+    assert shown["run_id"] == populated_store.runs["good"]
     assert shown["name"] == "good"
     assert shown["status"] == "FINISHED"
     assert shown["params"] == {"lr": "0.01"}
@@ -206,12 +291,12 @@ def test_runs_show_json_shows_params_metrics_and_tags(populated_store: dict[str,
     assert shown["tags"]["fixture.seen"] == "yes"
 
 
-def test_runs_show_unknown_run_prints_one_error_and_a_hint_without_traceback(sqlite_uri: str) -> None:
+def test_runs_show_unknown_run_prints_one_error_and_a_hint_without_traceback(cli_store: CliStore) -> None:
     result = run_cli("runs", "show", "doesnotexist")
     assert result.returncode == 1
     assert result.stdout == ""
     error, hint = result.stderr.splitlines()
-    assert error == f"Error: run 'doesnotexist' does not exist in {sqlite_uri}"
+    assert error == f"Error: run 'doesnotexist' does not exist in {mask_secrets(cli_store.uri)}"
     assert hint.startswith("Hint: ")
 
 
@@ -223,7 +308,8 @@ def test_debug_prints_the_traceback_before_the_error(sqlite_uri: str) -> None:
     assert result.stderr.splitlines()[-2] == f"Error: run 'doesnotexist' does not exist in {sqlite_uri}"
 
 
-def test_runs_list_unknown_experiment_error_lists_the_existing_ones(populated_store: dict[str, str]) -> None:
+@SQLITE_ONLY
+def test_runs_list_unknown_experiment_error_lists_the_existing_ones(populated_store: Populated) -> None:
     result = run_cli("runs", "list", "--experiment", "nope")
     assert result.returncode == 1
     error, hint = result.stderr.splitlines()
@@ -231,6 +317,46 @@ def test_runs_list_unknown_experiment_error_lists_the_existing_ones(populated_st
     assert hint.startswith("Hint: existing experiments: ")
     for name in ("'Default'", "'exp-a'", "'exp-b'"):
         assert name in hint
+
+
+# -- models --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registered(cli_store: CliStore) -> str:
+    """Model ``scorer`` with versions 1 and 2 (tagged), from one run; its name on this store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(cli_store.uri)
+    name = cli_store.name("scorer")
+    run = client.create_run(client.create_experiment(cli_store.name("models-cli")), run_name="fit")
+    client.create_registered_model(name, description="scores churn")
+    for _ in range(2):
+        client.create_model_version(name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.set_model_version_tag(name, "2", "stage", "candidate")
+    return name
+
+
+def test_models_list_shows_the_latest_version_and_aliases(registered: str) -> None:
+    assert run_cli("models", "alias", registered, "champion", "1").returncode == 0
+    [row] = [m for m in cli_json("models", "list") if m["name"] == registered]
+    assert row == {
+        "name": registered,
+        "latest_version": 2,
+        "versions": 2,
+        "aliases": {"champion": 1},
+        "description": "scores churn",
+    }
+
+
+def test_models_show_lists_each_version_with_its_run_tags_and_aliases(registered: str) -> None:
+    assert run_cli("models", "alias", registered, "@challenger", "2").returncode == 0
+    shown = cli_json("models", "show", registered)
+    assert [(v["version"], v["aliases"], v["tags"]) for v in shown["versions"]] == [
+        (1, [], {}),
+        (2, ["challenger"], {"stage": "candidate"}),
+    ]
+    assert len({v["run_id"] for v in shown["versions"]}) == 1
 
 
 # -- how main() turns outcomes into exit codes ---------------------------------------------------------------
@@ -275,12 +401,13 @@ def strict_json(text: str) -> Any:
 
 
 @pytest.fixture
-def nan_run(sqlite_uri: str) -> str:
-    """A run (logged with plain MLflow, which accepts NaN) whose latest loss is NaN."""
+def nan_run(cli_store: CliStore) -> str:
+    """A run (logged with plain MLflow, which accepts NaN) whose latest loss is NaN, in
+    experiment ``nan-exp``."""
     import mlflow
 
-    client = mlflow.MlflowClient(sqlite_uri)
-    run = client.create_run(client.create_experiment("nan-exp"), run_name="diverged")
+    client = mlflow.MlflowClient(cli_store.uri)
+    run = client.create_run(client.create_experiment(cli_store.name("nan-exp")), run_name="diverged")
     client.log_metric(run.info.run_id, "loss", 0.5, step=0)
     client.log_metric(run.info.run_id, "loss", float("nan"), step=1)
     client.log_metric(run.info.run_id, "accuracy", 0.25, step=1)
@@ -288,8 +415,9 @@ def nan_run(sqlite_uri: str) -> str:
     return run.info.run_id
 
 
-def test_runs_list_and_show_json_print_a_nan_metric_as_null(nan_run: str) -> None:
-    for args in (("runs", "list", "--experiment", "nan-exp", "--json"), ("runs", "show", nan_run, "--json")):
+def test_runs_list_and_show_json_print_a_nan_metric_as_null(nan_run: str, cli_store: CliStore) -> None:
+    listing = ("runs", "list", "--experiment", cli_store.name("nan-exp"), "--json")
+    for args in (listing, ("runs", "show", nan_run, "--json")):
         result = run_cli(*args)
         assert result.returncode == 0, result.stderr
         shown = strict_json(result.stdout)
@@ -297,16 +425,18 @@ def test_runs_list_and_show_json_print_a_nan_metric_as_null(nan_run: str) -> Non
         assert row["metrics"] == {"loss": None, "accuracy": 0.25}, args
 
 
-def test_the_runs_table_still_shows_nan(nan_run: str) -> None:
-    result = run_cli("runs", "list", "--experiment", "nan-exp", env={"COLUMNS": "200"})
+@SQLITE_ONLY
+def test_the_runs_table_still_shows_nan(nan_run: str, cli_store: CliStore) -> None:
+    result = run_cli("runs", "list", "--experiment", cli_store.name("nan-exp"), env={"COLUMNS": "200"})
     assert result.returncode == 0 and "loss=nan" in result.stdout
 
 
 # -- secrets are masked by key name and by value -----------------------------------------------------------
 
 
-def save_deployment_record(**changes: Any) -> None:
-    """A model "scorer" v1 with a `local` deployment record (its server long gone)."""
+def save_deployment_record(store: CliStore | None = None, **changes: Any) -> str:
+    """A model "scorer" v1 with a `local` deployment record (its server long gone); returns the
+    model's name on ``store`` (default: the test's sqlite store)."""
     from dataclasses import replace
 
     import mlflow
@@ -314,14 +444,15 @@ def save_deployment_record(**changes: Any) -> None:
     from mltrack.deployments import Deployment, save_record
     from mltrack.providers import DeploymentState
 
-    client = mlflow.MlflowClient()
-    run = client.create_run(client.create_experiment("deploy-cli"))
-    client.create_registered_model("scorer")
-    client.create_model_version("scorer", source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client = mlflow.MlflowClient(store.uri if store else None)
+    name = store.name("scorer") if store else "scorer"
+    run = client.create_run(client.create_experiment(store.name("deploy-cli") if store else "deploy-cli"))
+    client.create_registered_model(name)
+    client.create_model_version(name, source=f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     record = Deployment(
-        name="scorer",
+        name=name,
         provider="local",
-        model_name="scorer",
+        model_name=name,
         model_version=1,
         alias=None,
         config={"port": 0},
@@ -331,6 +462,7 @@ def save_deployment_record(**changes: Any) -> None:
         details={"pid": 2**22 + 12345, "host": "elsewhere", "started_at": 0},
     )
     save_record(replace(record, **changes))
+    return name
 
 
 def test_config_show_masks_secret_query_parameters_of_the_tracking_uri() -> None:
@@ -351,21 +483,24 @@ def test_config_show_masks_urls_inside_plugin_sections_whatever_their_key() -> N
     assert "hunter2" not in result.stdout and "redis://cache:6379/0" in result.stdout
 
 
-def test_deployments_list_masks_passwords_in_env_urls_and_messages(sqlite_uri: str) -> None:
-    save_deployment_record(
+def test_deployments_list_masks_passwords_in_env_urls_and_messages(cli_store: CliStore) -> None:
+    name = save_deployment_record(
+        cli_store,
         config={"port": 0, "env": {"DATABASE_URL": "postgresql://app:db-pa55@db/x", "API_KEY": "k-123"}},
         url="http://127.0.0.1:9/?token=t0k-456",
         message="cannot reach postgresql://app:db-pa55@db/x",
         details={"p99_ms": float("nan"), "pid": 1},
     )
-    listed = run_cli("deployments", "list", "--cached", "--json")
+    only_ours = () if cli_store.private else ("--model", name)
+    listed = run_cli("deployments", "list", "--cached", *only_ours, "--json")
     assert listed.returncode == 0, listed.stderr
     [row] = strict_json(listed.stdout)
+    assert (row["id"], row["model_name"], row["model_version"]) == (f"local/{name}", name, 1)
     assert row["config"]["env"] == {"DATABASE_URL": "postgresql://app:********@db/x", "API_KEY": "********"}
     assert row["url"] == "http://127.0.0.1:9/?token=********"
     assert row["message"] == "cannot reach postgresql://app:********@db/x"
     assert row["details"]["p99_ms"] is None
-    table = run_cli("deployments", "list", "--cached", env={"COLUMNS": "250"})
+    table = run_cli("deployments", "list", "--cached", *only_ours, env={"COLUMNS": "250"})
     assert table.returncode == 0, table.stderr
     for secret in ("db-pa55", "k-123", "t0k-456"):
         assert secret not in listed.stdout and secret not in table.stdout
