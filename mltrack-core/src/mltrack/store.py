@@ -65,6 +65,66 @@ def _check_reachable(uri: str) -> None:
         ) from None
 
 
+CREDENTIALS_HINT = (
+    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of that server "
+    "(or MLFLOW_TRACKING_TOKEN where the server takes tokens)"
+)
+
+
+def _rest_host_creds(client: MlflowClient) -> Any:
+    """The host credentials of ``client``'s store when it is an MLflow tracking server, else None."""
+    try:
+        from mlflow.store.tracking.rest_store import RestStore
+
+        store = client._tracking_client.store
+    except (ImportError, AttributeError):
+        return None
+    return store.get_host_creds() if isinstance(store, RestStore) else None
+
+
+def _check_credentials(uri: str, creds: Any) -> None:
+    """Fail at once, with one line naming the variables to set, when a tracking server that
+    requires a login (``mlflow server --app-name basic-auth``) refuses this process's credentials.
+
+    Otherwise the first call to need the server (``start_run``, ``mltrack sync``, a UI page)
+    fails with MLflow's "API request ... failed with error code 401 != 200" and its response body.
+    One read that any account may make tells; a server that cannot answer it now is left to the
+    calls that follow, which report it their own way.
+    """
+    from mlflow.utils.rest_utils import http_request
+
+    from mltrack.errors import StoreError
+    from mltrack.secrets import mask_secrets
+
+    try:
+        response = http_request(  # type: ignore[no-untyped-call]
+            creds,
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            max_retries=0,
+            timeout=REACH_TIMEOUT_S,
+            params={"max_results": 1},
+        )
+    except Exception:
+        return
+    shown = mask_secrets(uri)
+    user = getattr(creds, "username", None)
+    if response.status_code == 401:
+        if user or getattr(creds, "token", None):
+            who = f"the credentials of user {user!r}" if user else "the MLFLOW_TRACKING_TOKEN"
+            raise StoreError(f"the tracking server at {shown} refused {who} (401 Unauthorized)", hint=CREDENTIALS_HINT)
+        raise StoreError(
+            f"the tracking server at {shown} requires a login (401 Unauthorized) and no credentials are set",
+            hint=CREDENTIALS_HINT,
+        )
+    if response.status_code == 403:
+        raise StoreError(
+            f"the tracking server at {shown} refused user {user!r} access to experiments (403 Forbidden)",
+            hint="ask an admin of that server for READ permission, or set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD to another account",
+        )
+
+
 class MlflowStore:
     """One MLflow tracking store (and its registry), by URI."""
 
@@ -80,6 +140,9 @@ class MlflowStore:
         _quiet_mlflow()
         _check_reachable(self.tracking_uri)
         client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        creds = _rest_host_creds(client)
+        if creds is not None:
+            _check_credentials(self.tracking_uri, creds)
         # Importing MLflow leaves ~250k long-lived objects; without this, the next full
         # collection (150-400 ms, holding the GIL) lands inside someone's training loop.
         gc.freeze()
@@ -101,13 +164,7 @@ class MlflowStore:
     @cached_property
     def _rest_creds(self) -> Any:
         """Host credentials of an MLflow tracking server, if that is the store."""
-        try:
-            from mlflow.store.tracking.rest_store import RestStore
-
-            store = self.client._tracking_client.store
-        except (ImportError, AttributeError):
-            return None
-        return store.get_host_creds() if isinstance(store, RestStore) else None
+        return _rest_host_creds(self.client)
 
     def probe(self, run_id: str) -> bool:
         """Whether the store answers a read of ``run_id`` now (one quick try, no retries)."""
