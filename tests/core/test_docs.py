@@ -325,6 +325,23 @@ def test_an_excerpt_is_still_in_its_file(block: Block) -> None:
     )
 
 
+def test_every_install_command_uses_the_readmes_form_with_this_version() -> None:
+    """MLTrack is not on PyPI and ``mltrack`` there is another project: every ``pip install`` of the
+    meta-package names the wheels (``--find-links``) and pins this version, as the code's hints do."""
+    wrong = []
+    for page in doc_pages():
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if "pip install" not in line:
+                continue
+            for match in re.finditer(r"mltrack\[[\w,-]+\]\S*", line):
+                if "--find-links" not in line or f"=={mltrack.__version__}" not in match.group():
+                    wrong.append(f"{page_id(page)}:{number}: {line.strip()}")
+    assert not wrong, (
+        f'write `pip install --find-links dist "mltrack[<extras>]=={mltrack.__version__}"` (README.md, '
+        "Installing MLTrack elsewhere):\n" + "\n".join(wrong)
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # signatures
 
