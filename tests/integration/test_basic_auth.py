@@ -248,3 +248,14 @@ def test_wrong_credentials_are_one_line_naming_the_server_and_the_variables(
     with serve_ui(auth_server.url) as ui:
         status, body = get_json(f"{ui.url}/api/runs")
         assert status == 502 and expected in body["error"] and "MLFLOW_TRACKING_USERNAME" in body["hint"]
+
+
+def test_a_run_in_an_experiment_the_user_may_not_edit_is_refused_at_start_run(
+    auth_server: AuthServer, as_admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment_id = as_admin.create_experiment(f"admins-only-{secrets.token_hex(4)}")  # alice may only READ it
+    for name, value in auth_server.env().items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(mltrack.StoreError, match="403") as refused:
+        mltrack.start_run(experiment_id=experiment_id)
+    assert auth_server.url in str(refused.value) and "Permission denied" in str(refused.value)
