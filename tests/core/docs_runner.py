@@ -29,6 +29,14 @@ def run_python(path: str, line: int, code: str, namespace: dict[str, object]) ->
     exec(compile("\n" * line + code, path, "exec"), namespace)
 
 
+def print_error(error: BaseException) -> None:
+    """The traceback from the block's own frames on: this runner's frames only hide the reader's."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb)
+
+
 def run_shell(code: str) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -52,8 +60,8 @@ def main() -> int:
                 status = run_shell(console_commands(block["code"]))
             else:
                 status = run_shell(block["code"])
-        except BaseException:  # SystemExit and KeyboardInterrupt from a block are failures too
-            traceback.print_exc()
+        except BaseException as error:  # SystemExit and KeyboardInterrupt from a block are failures too
+            print_error(error)
             status = 1
         sys.stdout.flush()
         sys.stderr.flush()

@@ -65,7 +65,7 @@ def doc_pages() -> list[Path]:
 
 
 def page_id(page: Path) -> str:
-    return str(page.relative_to(ROOT))
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else page.name
 
 
 @dataclass(frozen=True)
@@ -264,6 +264,36 @@ def test_blocks_are_read_as_a_reader_copies_them(tmp_path: Path) -> None:
     assert (second.marker, second.argument, second.runs) == ("not-run", "needs a GPU", False)
     assert second.code == "nvidia-smi\nif true; then\n    echo indented\nfi\n"
     assert (third.language, third.code) == ("console", "$ mltrack --help\n```\n")
+
+
+def test_a_failing_block_is_reported_with_its_line_and_its_own_output(_sqlite_template: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nanswer = 42\nprint('from python')\n```\n\n"
+        "```bash\necho \"from bash: $(python -c 'print(6 * 7)')\"\n```\n\n"
+        "```python\nprint(answer)\nraise ValueError('wrong')\n```\n\n"
+        "```bash\necho never\n```\n"
+    )
+
+    result = run_page(page, tmp_path / "run", _sqlite_template)
+
+    assert result.returncode == 1
+    assert result.failed == "page.md:10"
+    assert result.output["page.md:1"] == "from python\n"
+    assert result.output["page.md:6"] == "from bash: 42\n"
+    failed_output = result.output["page.md:10"]
+    assert failed_output.startswith("42\n")  # the namespace is shared with the first block
+    assert f'File "{page}", line 12' in failed_output and "ValueError: wrong" in failed_output
+    assert "page.md:15" not in result.output
+
+
+def test_a_shell_block_stops_at_its_first_failing_command(_sqlite_template: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```console\n$ echo before\nbefore\n$ false | cat\n$ echo after\n```\n")
+
+    result = run_page(page, tmp_path / "run", _sqlite_template)
+
+    assert (result.failed, result.output["page.md:1"]) == ("page.md:1", "before\n")
 
 
 def test_every_fenced_block_names_its_language() -> None:
