@@ -250,7 +250,7 @@ def test_wrong_credentials_are_one_line_naming_the_server_and_the_variables(
         assert status == 502 and expected in body["error"] and "MLFLOW_TRACKING_USERNAME" in body["hint"]
 
 
-def test_a_run_in_an_experiment_the_user_may_not_edit_is_refused_at_start_run(
+def test_a_run_in_an_experiment_the_user_may_not_edit_is_refused_until_an_admin_grants_edit(
     auth_server: AuthServer, as_admin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     experiment_id = as_admin.create_experiment(f"admins-only-{secrets.token_hex(4)}")  # alice may only READ it
@@ -259,3 +259,17 @@ def test_a_run_in_an_experiment_the_user_may_not_edit_is_refused_at_start_run(
     with pytest.raises(mltrack.StoreError, match="403") as refused:
         mltrack.start_run(experiment_id=experiment_id)
     assert auth_server.url in str(refused.value) and "Permission denied" in str(refused.value)
+
+    # what docs/team-server.md tells an admin to do
+    from mlflow.server import get_app_client
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    get_app_client("basic-auth", tracking_uri=auth_server.url).grant_user_permission(
+        USER[0], "experiment", experiment_id, "EDIT"
+    )
+    for name, value in auth_server.env().items():
+        monkeypatch.setenv(name, value)
+    with mltrack.start_run(experiment_id=experiment_id) as run:
+        mltrack.log_metric("loss", 0.5)
+    assert as_admin.get_run(run.run_id).info.status == "FINISHED"
