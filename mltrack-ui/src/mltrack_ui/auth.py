@@ -20,6 +20,7 @@ session, and the issue time bounds a cookie's life whatever the browser keeps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -139,6 +140,9 @@ class ProxyIdentity:
         if not self.trusts(request.client.host if request.client else None):
             return None
         value = request.headers.get(self.header, "").strip()
+        # Header bytes reach us as latin-1; a proxy that names "José" sends UTF-8.
+        with contextlib.suppress(UnicodeError):
+            value = value.encode("latin-1").decode("utf-8")
         if not value or len(value) > MAX_USER_LENGTH or not value.isprintable():
             return None
         return value
@@ -180,8 +184,8 @@ class AuthPolicy:
         self._token_digest = b""
         if token is not None:
             # Without a configured secret the key comes from the token, so every replica with the
-            # same token agrees on it and a restart keeps sessions; the label keeps this key
-            # from ever equalling a MAC the token is used for elsewhere.
+            # same token agrees on it and a restart keeps sessions. Either way it is derived under
+            # a label rather than used as is: the cookies get a key of their own (key separation).
             secret = session_secret.encode() if session_secret is not None else token.encode()
             self._session_key = hmac.new(secret, SESSION_KEY_LABEL, hashlib.sha256).digest()
             self._token_digest = hashlib.sha256(token.encode()).digest()

@@ -307,6 +307,14 @@ def test_the_user_header_from_the_trusted_proxy_signs_the_user_in(behind_proxy: 
     assert trusted.get("/api/runs", headers=named)[0] == 200
 
 
+def test_a_user_name_in_utf8_is_shown_as_sent(behind_proxy: tuple[UI, UI]) -> None:
+    trusted, _direct = behind_proxy
+    name = "José Núñez"
+    # what a proxy passing an identity provider's display name sends: the name's UTF-8 bytes
+    headers: Any = {USER_HEADER: name.encode()}
+    assert trusted.ok("/api/auth", headers=headers)["user"] == name
+
+
 def test_the_user_header_from_any_other_peer_is_ignored(behind_proxy: tuple[UI, UI]) -> None:
     _trusted, direct = behind_proxy
     named = {USER_HEADER: USER}
