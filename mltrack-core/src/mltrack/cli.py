@@ -348,12 +348,13 @@ def models_alias(name: str, alias: str, version: int) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def sync_command(dry_run: bool, as_json: bool) -> None:
-    """Send what crashed or disconnected processes left in their spools.
+    """Send what crashed or disconnected processes, and offline runs, left in their spools.
 
     Each orphaned spool is sent to the store it was written for (exactly once: the
     store ignores points it already has), its run gets its final status (KILLED, with
     a tag saying how and when, if the process died without ending it), and the spool
-    is removed.
+    is removed. An offline run is first created in the store, with its original start
+    time; the new run id is printed.
     """
     from mltrack.config import get_settings
     from mltrack.replay import replay_orphans
@@ -371,6 +372,7 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             rows.append(
                 {
                     "run_id": contents.header.get("run_id"),
+                    "offline": "offline" in contents.header,
                     "store": contents.header.get("tracking_uri"),
                     "metrics": len(contents.metrics),
                     "params": len(contents.params),
@@ -385,8 +387,8 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             click.echo(f"{len(rows)} orphaned spool(s) under {root}")
             for row in rows:
                 click.echo(
-                    f"  run {row['run_id']}: {row['metrics']} metric point(s), {row['params']} param(s), "
-                    f"{row['tags']} tag(s) -> {row['store']}"
+                    f"  {'offline ' if row['offline'] else ''}run {row['run_id']}: {row['metrics']} metric point(s), "
+                    f"{row['params']} param(s), {row['tags']} tag(s) -> {row['store']}"
                 )
         return
     console = _console()
@@ -402,6 +404,10 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             "params": r.params,
             "tags": r.tags,
             "status_set": r.status_set,
+            "offline_run_id": r.offline_run_id,
+            "created": r.created,
+            "experiment_id": r.experiment_id,
+            "artifacts": r.artifacts,
             "refused": r.refused,
             "quarantined": r.quarantined,
             "problems": r.problems,
@@ -432,6 +438,14 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
             )
         if rows:
             console.print(table)
+        for report in reports:
+            if report.offline_run_id and report.ok and not report.quarantined:
+                verb = "created" if report.created else "found"
+                console.print(
+                    f"offline run {report.offline_run_id} -> {verb} run {report.run_id} "
+                    f"(experiment {report.experiment_id}, {report.artifacts} artifact file(s))",
+                    highlight=False,
+                )
     # Refused records and damaged spools are settled (kept in the quarantine, reported above):
     # only a spool that could not be sent at all, and is kept for another try, is a failure.
     failed = [r for r in reports if not r.ok]

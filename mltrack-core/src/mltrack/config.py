@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -78,6 +78,11 @@ class MLTrackSettings(BaseSettings):
         description="where store writes run: a thread of the training process, or a writer process "
         "that reads the spools (needs spool = true)",
     )
+    mode: Literal["online", "offline"] = Field(
+        "online",
+        description="online: start_run creates the run in the tracking store; offline: runs are recorded "
+        "only in the local spool, and `mltrack sync` creates them in the store later (needs spool = true)",
+    )
     context_tags: bool = Field(True, description="tag runs with git, host and version information")
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-plugin sections, validated by each plugin's model"
@@ -90,6 +95,14 @@ class MLTrackSettings(BaseSettings):
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank; unset it to use the default")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _offline_needs_spool(cls, value: str, info: ValidationInfo) -> str:
+        # an offline run's spool is its only copy until `mltrack sync`
+        if value == "offline" and info.data.get("spool") is False:
+            raise ValueError("offline runs are recorded in the spool: set spool = true (MLTRACK_SPOOL=1)")
         return value
 
     @classmethod

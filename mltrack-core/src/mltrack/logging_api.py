@@ -148,7 +148,7 @@ def log_param(key: str, value: Any, *, run_id: str | None = None) -> str:
         _spool_record(run, "p", key, text)
         # recorded only now: had the spool write failed, a retry must log it again
         run.params[key] = text
-        runs.get_writer().put((PARAM, run.run_id, key, text))
+        runs.writer_put(run)((PARAM, run.run_id, key, text))
     return text
 
 
@@ -166,7 +166,7 @@ def log_params(params: dict[str, Any], *, run_id: str | None = None) -> None:
     if not isinstance(params, dict):
         raise refuse(InvalidInputError, "params", params, "must be a dict of name -> value")
     checked = [_check_param(run, k, v) for k, v in flatten(params, strict=True).items()]
-    put = runs.get_writer().put
+    put = runs.writer_put(run)
     for key, text in checked:
         if run.params.get(key) != text:
             _spool_record(run, "p", key, text)
@@ -179,7 +179,7 @@ def set_tag(key: str, value: Any, *, run_id: str | None = None) -> None:
     run = _run(run_id)
     text = tag_to_string(check_key("tag", key), value)
     _spool_record(run, "t", key, text)
-    runs.get_writer().put((TAG, run.run_id, key, text))
+    runs.writer_put(run)((TAG, run.run_id, key, text))
 
 
 def set_tags(tags: dict[str, Any], *, run_id: str | None = None) -> None:
@@ -188,7 +188,7 @@ def set_tags(tags: dict[str, Any], *, run_id: str | None = None) -> None:
     if not isinstance(tags, dict):
         raise refuse(InvalidInputError, "tags", tags, "must be a dict of name -> value")
     checked = [(check_key("tag", k), tag_to_string(k, v)) for k, v in tags.items()]
-    put = runs.get_writer().put
+    put = runs.writer_put(run)
     for key, text in checked:
         _spool_record(run, "t", key, text)
         put((TAG, run.run_id, key, text))

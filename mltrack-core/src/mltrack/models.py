@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mltrack import runs
 from mltrack.errors import InvalidInputError, MLTrackError, PluginError
 from mltrack.flavours import Flavour, Predictor, validate_flavour
+from mltrack.offline import check_registrable
 from mltrack.store import get_store
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ def register_model(
             tags={"mltrack.registered_model": name},
         ):
             uri = log_model(model, "model").model_uri
+    check_registrable(uri)  # an offline run's model is saved, but not in the store yet
     store = get_store()
     client = store.client
     with store_errors(store):

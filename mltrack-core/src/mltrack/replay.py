@@ -6,6 +6,11 @@ Records the store refuses go to the quarantine; a damaged spool (no header namin
 store, or damage in the middle of its files) is moved to
 ``<data_dir>/quarantine/spools/`` with a ``report.json`` after whatever could be read
 was delivered, so nothing is deleted while it may still hold data.
+
+An offline run's spool (see ``mltrack.offline``) also creates its run: in the experiment it
+names (created if missing), with its original start time, name and tags, and the tag
+``mltrack.spool_id``, by which a replay that was interrupted and is run again finds the run
+instead of creating another. Its artifacts are uploaded after its data.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mltrack.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
+from mltrack.errors import ExperimentNotFoundError
+from mltrack.offline import ARTIFACTS, find_synced_run, is_offline_run_id, offline_run_id, spool_id_of
 from mltrack.records import Metric, Param, Tag
 from mltrack.spool import (
     REFUSED_TAG,
@@ -50,18 +57,22 @@ class ReplayReport:
     problems: list[str] = field(default_factory=list)
     error: str | None = None
     quarantined: str | None = None  # where the spool was moved, if it was damaged
+    offline_run_id: str | None = None  # the id an offline run had before it was synced
+    created: bool = False  # this replay created the run (from an offline run's spool)
+    experiment_id: str | None = None  # where an offline run's run was created or found
+    artifacts: int = 0  # files of an offline run uploaded
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def _live_rank_exists(folder: Path) -> bool:
+def live_rank_exists(folder: Path) -> bool:
     """Whether another process still holds a spool of the same run (a live DDP rank)."""
     for sibling in folder.parent.iterdir():
         if sibling == folder or not sibling.is_dir():
             continue
-        fd = try_lock(sibling)
+        fd = try_lock(sibling, wait_s=None)  # a writer still busy with a dead one: not live
         if fd is None and (sibling / "lock").exists():
             return True
         if fd is not None:
@@ -71,6 +82,10 @@ def _live_rank_exists(folder: Path) -> bool:
 
 class _Damaged(Exception):
     """The spool cannot be delivered as it is; it goes to the quarantine."""
+
+
+class _NotNow(Exception):
+    """The spool is fine but cannot be delivered yet (its experiment is deleted): it is kept."""
 
 
 def _find_started_run(store: Any, contents: SpoolContents) -> str | None:
@@ -98,8 +113,11 @@ def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayRepo
         if not report.tracking_uri:
             raise _Damaged("the spool has no readable header naming its store")
         store = get_store(report.tracking_uri)
+        offline = contents.header.get("offline")
         run_id = contents.run_id
-        if run_id is None:
+        if offline is not None:
+            run_id = _offline_run(store, contents, report)
+        elif run_id is None:
             run_id = _find_started_run(store, contents)
             if run_id is None:  # the process died before the store created its run
                 report.run_id = ""
@@ -107,7 +125,13 @@ def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayRepo
                 return report
         report.run_id = run_id
         _deliver(store, run_id, contents, report, folder)
+        if offline is not None:
+            _upload_artifacts(store, run_id, folder, report)
         _settle_status(store, run_id, contents, report, folder, detected_by)
+    except _NotNow as exc:
+        report.error = str(exc)
+        os.close(lock_fd)
+        return report
     except _Damaged as exc:
         report.problems.append(str(exc))
         return _quarantine_spool(folder, lock_fd, report, str(exc))
@@ -144,6 +168,65 @@ def _from_store(exc: BaseException) -> bool:
     return False
 
 
+def _offline_run(store: Any, contents: SpoolContents, report: ReplayReport) -> str:
+    """The run of an offline spool: the one a previous replay created, else a new one."""
+    from mltrack.experiments import get_experiment_by_id, get_or_create_experiment_id
+
+    header = contents.header
+    offline, spool_id = header["offline"], header.get("spool_id")
+    if not isinstance(offline, dict) or not isinstance(spool_id, str) or not spool_id.isalnum():
+        raise _Damaged("the offline run's spool names no spool id or run details")
+    report.offline_run_id = offline_run_id(spool_id)
+    tags, name, experiment_id = offline.get("tags"), offline.get("experiment"), header.get("experiment_id")
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise _Damaged("the offline run's tags are unreadable")
+    try:
+        if isinstance(name, str):
+            experiment_id = get_or_create_experiment_id(name, store)
+        elif isinstance(experiment_id, str):
+            experiment_id = str(get_experiment_by_id(experiment_id, store).experiment_id)
+        else:
+            raise _Damaged("the offline run's spool names no experiment")
+    except ExperimentNotFoundError as exc:
+        raise _NotNow(f"offline run {report.offline_run_id}: {exc}") from None
+    report.experiment_id = experiment_id
+    found = find_synced_run(store.client, spool_id, [experiment_id])
+    if found is not None:  # created by a replay that did not get to remove the spool
+        return str(found.info.run_id)
+    tags = {**tags, SPOOL_ID_TAG: spool_id}
+    parent = tags.get(PARENT_TAG)
+    if is_offline_run_id(parent):
+        # a child of an offline run: its parent, started earlier, was replayed first
+        synced = find_synced_run(store.client, spool_id_of(parent), [experiment_id]) or find_synced_run(
+            store.client, spool_id_of(parent)
+        )
+        if synced is not None:
+            tags[PARENT_TAG] = synced.info.run_id
+        else:
+            logger.warning("mltrack replay: the parent %s of offline run %s is not synced", parent, spool_id)
+    start = offline.get("start_time")
+    created = store.client.create_run(
+        experiment_id,
+        start_time=start if isinstance(start, int) else None,
+        tags=tags,
+        run_name=offline.get("run_name") if isinstance(offline.get("run_name"), str) else None,
+    )
+    report.created = True
+    return str(created.info.run_id)
+
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def _upload_artifacts(store: Any, run_id: str, folder: Path, report: ReplayReport) -> None:
+    """Upload what an offline run saved as artifacts (again, whole, if a replay is repeated)."""
+    artifacts = folder / ARTIFACTS
+    files = [p for p in artifacts.rglob("*") if p.is_file()] if artifacts.is_dir() else []
+    if files:
+        store.client.log_artifacts(run_id, str(artifacts))
+    report.artifacts = len(files)
+
+
 def _deliver(store: Any, run_id: str, contents: SpoolContents, report: ReplayReport, folder: Path) -> None:
     items = (
         [Item(Param(*p)) for p in contents.params]
@@ -176,10 +259,13 @@ def _settle_status(
         raise
     if run.info.status != "RUNNING":
         return
+    offline = contents.header.get("offline")
+    if isinstance(offline, dict) and not offline.get("main") and _main_spool_left(folder):
+        return  # a forked worker's spool of an offline run: the run's own spool settles it
     if contents.end is not None:
         store.client.set_terminated(run_id, contents.end["end"], end_time=contents.end.get("time"))
         report.status_set = str(contents.end["end"])
-    elif not _live_rank_exists(folder):
+    elif not live_rank_exists(folder):
         pid, host = contents.header.get("pid"), contents.header.get("host")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for key, value in (
@@ -189,8 +275,20 @@ def _settle_status(
         ):
             store.client.set_tag(run_id, key, value)
         last = max((m[2] for m in contents.metrics), default=None)
+        if last is None and isinstance(offline, dict) and isinstance(offline.get("start_time"), int):
+            last = offline["start_time"]  # an offline run may be synced days later: not "now"
         store.client.set_terminated(run_id, "KILLED", end_time=last or int(time.time() * 1000))
         report.status_set = "KILLED"
+
+
+def _main_spool_left(folder: Path) -> bool:
+    """Whether the offline run's own spool (not a forked worker's) is still to be replayed."""
+    for sibling in folder.parent.iterdir():
+        if sibling != folder and sibling.is_dir():
+            offline = read_spool_header(sibling).get("offline")
+            if isinstance(offline, dict) and offline.get("main"):
+                return True
+    return False
 
 
 def _remove(folder: Path, lock_fd: int) -> None:
@@ -238,10 +336,16 @@ def _quarantine_spool(folder: Path, lock_fd: int, report: ReplayReport, reason: 
     return report
 
 
+def _created_ms(folder: Path) -> int:
+    created = read_spool_header(folder).get("created_ms")
+    return created if isinstance(created, int) else 0
+
+
 def replay_orphans(root: Path, *, tracking_uri: str | None = None, detected_by: str) -> list[ReplayReport]:
     """Replay every orphaned spool under ``root`` (only those of ``tracking_uri`` if given)."""
     reports: list[ReplayReport] = []
-    for folder in spool_folders(root):
+    # oldest first: an offline parent run is created before its children look it up
+    for folder in sorted(spool_folders(root), key=_created_ms):
         try:
             fd = try_lock(folder)
         except OSError as exc:

@@ -18,11 +18,13 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import (
+    ConfigError,
     InvalidInputError,
     LoggingFailedError,
     MLTrackError,
@@ -30,6 +32,15 @@ from mltrack.errors import (
     RecordsRefusedWarning,
     RunAlreadyActiveError,
     RunNotFoundError,
+)
+from mltrack.offline import (
+    ARTIFACTS,
+    OfflineStore,
+    find_synced_run,
+    is_offline_run_id,
+    offline_error,
+    offline_run_id,
+    spool_id_of,
 )
 from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
@@ -70,6 +81,13 @@ class ActiveRun:
         self.owner_pid = os.getpid()  # a forked child logs to it but does not end it
         self.params: dict[str, str] = dict(params or {})
         self.spool: RunSpool | None = None
+        # An offline run's spool header: what `mltrack sync` needs to create it in the store.
+        self.offline_header: dict[str, Any] | None = None
+
+    @property
+    def offline(self) -> bool:
+        """Whether the run is recorded only in the local spool (``mode = "offline"``)."""
+        return self.offline_header is not None
 
     @property
     def info(self) -> ActiveRun:
@@ -146,6 +164,17 @@ def get_writer() -> BackgroundWriter | WriterProcessClient:
         return _writer
 
 
+def _discard(item: tuple[Any, ...]) -> None:
+    pass
+
+
+def writer_put(run: ActiveRun) -> Callable[[tuple[Any, ...]], None]:
+    """Where a logging call queues ``run``'s params and tags for the store (after spooling
+    them): nowhere for an offline run, whose spool is all there is until ``mltrack sync``;
+    so an offline process starts no writer and never tries to reach the store."""
+    return _discard if run.offline else get_writer().put
+
+
 def extra_sinks() -> list[Sink]:
     """The sinks the plugins register (a name two plugins register is used by neither)."""
     from mltrack.plugins import get_plugin_manager
@@ -195,7 +224,7 @@ def _attach(run_id: str) -> ActiveRun:
     store = get_store()
     existing = _fetch_run(store, run_id)
     run = ActiveRun(
-        run_id,
+        existing.info.run_id,  # not `run_id`: an offline run's id finds the run it was synced to
         existing.info.experiment_id,
         existing.info.run_name,
         None,
@@ -215,6 +244,10 @@ def _new_spool(run: ActiveRun) -> RunSpool | None:
     settings = get_settings()
     if not settings.spool:
         return None
+    if run.offline_header is not None:  # a forked child's own spool of an offline run
+        spool_id = spool_id_of(run.run_id)
+        header = {"offline": {**run.offline_header, "main": False}}
+        return RunSpool(spool_root(settings.data_dir), run.run_id, run.tracking_uri, spool_id=spool_id, header=header)
     return RunSpool(spool_root(settings.data_dir), run.run_id, run.store.tracking_uri)
 
 
@@ -277,6 +310,8 @@ def replay_orphans_once(store: MlflowStore) -> None:
 
 
 def _fetch_run(store: MlflowStore, run_id: str) -> Run:
+    if is_offline_run_id(run_id):
+        return _synced_run(store, run_id)
     from mlflow.exceptions import MlflowException
 
     from mltrack.experiments import store_errors
@@ -297,6 +332,29 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
         raise
 
 
+def _synced_run(store: MlflowStore, run_id: str) -> Run:
+    """The run that offline run ``run_id`` was synced to (the offline error until then)."""
+    from mltrack.config import get_settings
+    from mltrack.experiments import store_errors
+    from mltrack.spool import read_spool_header
+
+    settings = get_settings()
+    folder = spool_root(settings.data_dir) / run_id
+    spools = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if spools or settings.mode == "offline":
+        uri = read_spool_header(spools[0]).get("tracking_uri") if spools else None
+        raise offline_error(run_id, uri or store.tracking_uri, "reading the run")
+    with store_errors(store):
+        found = find_synced_run(store.client, spool_id_of(run_id), deleted=True)
+    if found is None:
+        raise RunNotFoundError(
+            f"run {run_id} is an offline run that is neither in the local spool under {settings.data_dir} "
+            f"nor synced to {store.tracking_uri}",
+            hint="run `mltrack sync` on the machine that recorded it, with the same MLTRACK_DATA_DIR",
+        )
+    return found
+
+
 def start_run(
     run_name: str | None = None,
     *,
@@ -308,11 +366,14 @@ def start_run(
     tags: dict[str, Any] | None = None,
     description: str | None = None,
     tracking_uri: str | None = None,
+    mode: str | None = None,
 ) -> ActiveRun:
     """Start a run (or resume one by ``run_id``) and make it the active run.
 
     Use as a context manager: the run ends FINISHED, or FAILED if the block raises
     (KILLED on Ctrl-C or SIGTERM). ``nested=True`` starts a child of the active run.
+    ``mode="offline"`` (default: the ``mode`` setting) records the run only in the local
+    spool, without contacting the store; ``mltrack sync`` creates it there later.
     """
     from mltrack.experiments import resolve_experiment_id, store_errors
 
@@ -323,6 +384,22 @@ def start_run(
             hint="pass nested=True to start a child run, or call mltrack.end_run() first",
         )
     user_tags = check_run_start(tags, run_name, description)
+    if _offline_mode(mode, parent if nested else None, parent_run_id):
+        if run_id is not None:
+            raise MLTrackError(
+                f"cannot resume run {run_id} offline: resuming needs the run from the tracking store",
+                hint="start a new run offline, or resume this one with mode='online'",
+            )
+        run = _start_offline(
+            run_name,
+            experiment,
+            experiment_id,
+            parent if nested else None,
+            parent_run_id,
+            {**_base_tags(parent_run_id or (parent.run_id if parent and nested else None), description), **user_tags},
+            tracking_uri,
+        )
+        return _activate(run, _context_tags(run), user_tags)
     store = get_store(tracking_uri)
     writer = get_writer()
     replay_orphans_once(store)
@@ -330,6 +407,7 @@ def start_run(
     spool: RunSpool | None = None
     if run_id is not None:
         existing = _fetch_run(store, run_id)
+        run_id = existing.info.run_id  # an offline run's id finds the run it was synced to
         run = ActiveRun(
             run_id,
             existing.info.experiment_id,
@@ -354,15 +432,7 @@ def start_run(
         else:
             exp_id = resolve_experiment_id(store, experiment, experiment_id)
         parent_id = parent_run_id or (parent.run_id if parent is not None and nested else None)
-        base_tags = {
-            "mlflow.user": _user(),
-            "mlflow.source.name": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "<interactive>",
-            "mlflow.source.type": "LOCAL",
-        }
-        if parent_id:
-            base_tags["mlflow.parentRunId"] = parent_id
-        if description:
-            base_tags["mlflow.note.content"] = tag_to_string("description", description)
+        base_tags = _base_tags(parent_id, description)
         start = int(time.time() * 1000)
         spool = _starting_spool(store, exp_id)
         if spool is not None:
@@ -394,11 +464,17 @@ def start_run(
 
     run.spool = spool
     writer.open_run(run.run_id, MlflowSink(store), run.experiment_id, run.run_name, run.spool)
+    return _activate(run, context, user_tags)
+
+
+def _activate(run: ActiveRun, context: dict[str, str], user_tags: dict[str, str]) -> ActiveRun:
+    """Set the context tags a started run's own tags leave, make it the active run, tell the plugins."""
+    put = writer_put(run)
     for key, value in context.items():
         if key not in user_tags:
             if run.spool is not None:
                 run.spool.append_record({"t": [key, value]})
-            writer.put((TAG, run.run_id, key, value))
+            put((TAG, run.run_id, key, value))
     _stack.set((*_stack.get(), run))
     with _process_lock:
         _process_runs.append(run)
@@ -407,6 +483,94 @@ def start_run(
 
     for _ in get_plugin_manager().call_each("on_run_start", run=run):
         pass
+    return run
+
+
+def _base_tags(parent_id: str | None, description: str | None) -> dict[str, str]:
+    tags = {
+        "mlflow.user": _user(),
+        "mlflow.source.name": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "<interactive>",
+        "mlflow.source.type": "LOCAL",
+    }
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+    if description:
+        tags["mlflow.note.content"] = tag_to_string("description", description)
+    return tags
+
+
+def _offline_mode(mode: Any, parent: ActiveRun | None, parent_run_id: str | None) -> bool:
+    """Whether a new run is offline: ``mode``, else the setting; a child of an offline run is."""
+    from mltrack.config import get_settings
+
+    if mode is not None and mode not in ("online", "offline"):
+        raise InvalidInputError("mode", mode, "must be 'online' or 'offline' (or None for the mode setting)")
+    offline_parent = (parent is not None and parent.offline) or is_offline_run_id(parent_run_id)
+    if offline_parent:
+        if mode == "online":
+            raise InvalidInputError(
+                "mode",
+                mode,
+                "a child of an offline run is offline too: its parent is not in the tracking store yet",
+                hint="leave mode unset for a child of an offline run",
+            )
+        mode = "offline"
+    settings = get_settings()
+    if (mode or settings.mode) != "offline":
+        return False
+    if not settings.spool:
+        raise ConfigError(
+            "mode 'offline' records runs in the spool, and spool = false",
+            hint="set spool = true (MLTRACK_SPOOL=1) to record runs offline",
+        )
+    return True
+
+
+def _start_offline(
+    run_name: str | None,
+    experiment: str | None,
+    experiment_id: str | None,
+    parent: ActiveRun | None,
+    parent_run_id: str | None,
+    tags: dict[str, str],
+    tracking_uri: str | None,
+) -> ActiveRun:
+    """A run recorded only in a new spool, which holds what ``create_run`` will need."""
+    from mltrack import experiments
+    from mltrack.config import get_settings
+
+    settings = get_settings()
+    name: str | None = None
+    if experiment_id is not None:
+        exp_id: str | None = str(experiment_id)
+    elif experiment is not None:
+        if not isinstance(experiment, str) or not experiment.strip():
+            raise InvalidInputError("experiment", experiment, "must be a non-empty experiment name")
+        exp_id, name = None, experiment
+    elif parent is not None:  # a child belongs with its parent
+        exp_id = parent.experiment_id or None
+        name = (parent.offline_header or {}).get("experiment")
+    else:
+        # the name set_experiment() chose earlier (that call needed the store), else the setting
+        name = experiments._default_name or settings.experiment
+        exp_id = None if name else experiments.DEFAULT_EXPERIMENT_ID
+    parent_id = parent_run_id or (parent.run_id if parent is not None else None)
+    spool_id = uuid.uuid4().hex
+    run_id = offline_run_id(spool_id)
+    start = int(time.time() * 1000)
+    uri = tracking_uri or settings.resolved_tracking_uri()
+    header: dict[str, Any] = {"experiment": name, "run_name": run_name, "start_time": start, "tags": tags}
+    spool = RunSpool(
+        spool_root(settings.data_dir),
+        run_id,
+        uri,
+        spool_id=spool_id,
+        experiment_id=exp_id,
+        header={"offline": {**header, "main": True}},
+    )
+    run = ActiveRun(run_id, exp_id or "", run_name, parent_id, OfflineStore(uri, spool.path / ARTIFACTS, run_id), start)
+    run.offline_header = header
+    run.spool = spool
     return run
 
 
@@ -458,7 +622,8 @@ def end_run(
         return
     if run.owner_pid != os.getpid():
         # a forked worker leaving the parent's run: deliver its data, leave the run to its owner
-        get_writer().flush(timeout if timeout is not None else get_settings_timeout(), run_id=run.run_id)
+        if not run.offline:  # an offline run's data stays in the worker's spool
+            get_writer().flush(timeout if timeout is not None else get_settings_timeout(), run_id=run.run_id)
         _stack.set(tuple(r for r in _stack.get() if r is not run))
         return
     with _process_lock:
@@ -473,6 +638,9 @@ def end_run(
     for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
         pass
     run.status = status
+    if run.offline:
+        _end_offline(run, status)
+        return
     writer = get_writer()
     failure: MLTrackError | None = None
     try:
@@ -511,6 +679,30 @@ def end_run(
             hint="they are sent when the store is back: run `mltrack sync` (or start another run)",
         ) from failure
     raise failure
+
+
+def _end_offline(run: ActiveRun, status: str) -> None:
+    """Record the status in the offline run's spool and release it for ``mltrack sync``."""
+    try:
+        if run.spool is not None and not run.spool.closed:
+            try:
+                run.spool.append_record({"end": status, "time": int(time.time() * 1000)})
+            except OSError as exc:
+                raise LoggingFailedError(
+                    f"could not record the end of offline run {run.run_id} in its spool {run.spool.path} "
+                    f"({exc.strerror or exc}): `mltrack sync` will mark it KILLED",
+                    hint="check that the folder is writable and has room",
+                ) from None
+            finally:
+                run.spool.close(delete=False)
+    finally:
+        _stack.set(tuple(r for r in _stack.get() if r is not run))
+        with _process_lock:
+            if run in _process_runs:
+                _process_runs.remove(run)
+    logger.info(
+        "mltrack: run %s ended %s offline; `mltrack sync` creates it in %s", run.run_id, status, run.tracking_uri
+    )
 
 
 def _drain_run(writer: BackgroundWriter | WriterProcessClient, run_id: str, timeout: float) -> None:
@@ -556,8 +748,12 @@ def _report_refused(writer: BackgroundWriter | WriterProcessClient, run: ActiveR
 
 
 def get_run(run_id: str) -> Run:
-    """The MLflow ``Run`` (info, params, metrics, tags) after flushing queued data."""
-    if _writer is not None:
+    """The MLflow ``Run`` (info, params, metrics, tags) after flushing queued data.
+
+    An offline run's id (``offline-...``) gives the run it was synced to; until then it
+    raises ``RunNotFoundError`` saying the run is offline.
+    """
+    if _writer is not None and not is_offline_run_id(run_id):
         _writer.flush(get_settings_timeout(), run_id=run_id)
     return _fetch_run(get_store(), run_id)
 
@@ -639,7 +835,7 @@ def _end_all_at_exit() -> None:
             borrowed = [r for r in runs if r.owner_pid != pid] + list(_attached.values())
             for run in borrowed:
                 if run.spool is not None:
-                    run.spool.close(delete=True)
+                    run.spool.close(delete=not run.offline)  # an offline run's spool is its data
         _writer.close_sinks()
 
 
@@ -660,10 +856,10 @@ def _after_fork_in_child() -> None:
     if not _process_runs:
         return
     try:
-        writer = get_writer()
         for run in _process_runs:
             run.spool = _new_spool(run)
-            writer.open_run(run.run_id, MlflowSink(run.store), run.experiment_id, run.run_name, run.spool)
+            if not run.offline:  # an offline run's points stay in the spool: no writer reads it
+                get_writer().open_run(run.run_id, MlflowSink(run.store), run.experiment_id, run.run_name, run.spool)
     except Exception as exc:  # never break the child over tracking
         print(f"mltrack: tracking in forked process {os.getpid()} is unavailable: {exc}", file=sys.stderr)
         for run in _process_runs:

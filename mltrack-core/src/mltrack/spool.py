@@ -25,6 +25,11 @@ random ``spool_id`` that is also set as the run's ``mltrack.spool_id`` tag), so 
 process killed between creating the run and its first logging call still leaves a
 spool that ``mltrack sync`` uses to find the run and mark it ``KILLED``.
 
+An offline run (``mode = "offline"``, see ``mltrack.offline``) has no run in the store at
+all: its spool, ``<data_dir>/spool/offline-<spool_id>/<pid>-<ns>/``, is its only record,
+and its header holds what ``create_run`` needs (experiment, name, start time, tags). Replay
+creates the run, or finds the one an interrupted replay created, by the ``spool_id`` tag.
+
 Replay (``mltrack sync``, or the next process that starts a run on the same store)
 sends every unsent slot and every param/tag, then removes the folder. The store makes
 this exactly-once: metric rows are keyed by (key, value, timestamp, step) and inserted
@@ -146,6 +151,7 @@ class RunSpool:
         *,
         spool_id: str | None = None,
         experiment_id: str | None = None,
+        header: dict[str, Any] | None = None,
     ) -> None:
         self.run_id = run_id
         self.tracking_uri = tracking_uri
@@ -187,6 +193,7 @@ class RunSpool:
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
                     "created_ms": int(time.time() * 1000),
+                    **(header or {}),
                 }
             )
         except BaseException as exc:
