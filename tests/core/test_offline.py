@@ -225,7 +225,8 @@ def test_offline_mode_never_contacts_an_unanswering_server_and_sync_keeps_the_ru
         mltrack.set_tag("t", "v")
         mltrack.flush()
     elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"offline start_run/log/end_run took {elapsed:.2f}s"
+    # online, the same calls would hang on this server (MLflow's HTTP timeout is minutes)
+    assert elapsed < 2.0, f"offline start_run/log/end_run took {elapsed:.2f}s"
     time.sleep(0.3)  # a background writer, had one been started, would have tried by now
     assert nobody_connected(listener)
     assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
