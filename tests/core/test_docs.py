@@ -21,11 +21,13 @@ README.md ("Contributing") tells contributors the same.
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -147,6 +149,16 @@ class PageRun:
     tail: str = ""  # output after the last block (exit handlers)
 
 
+def stop_group(pgid: int, wait_s: float = 5.0) -> None:
+    """SIGKILL every process of the group, and wait (a little) until they are gone."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+        while time.monotonic() < deadline:
+            os.killpg(pgid, 0)
+            time.sleep(0.05)
+
+
 def run_page(page: Path, folder: Path, store_template: Path) -> PageRun:
     blocks = [b for b in fenced_blocks(page) if b.runs]
     folder.mkdir(parents=True)
@@ -160,23 +172,31 @@ def run_page(page: Path, folder: Path, store_template: Path) -> PageRun:
     env["MLTRACK_DATA_DIR"] = str(folder / ".mltrack")
     env["PYTHONUNBUFFERED"] = "1"
     started = time.monotonic()
-    try:
-        done = subprocess.run(
+    # Output goes to a file, not a pipe: a process a block left in the background would keep a pipe
+    # open. The runner leads its own session, so whatever it leaves is stopped with it.
+    log = folder / "blocks.log"
+    with open(log, "w") as output:
+        runner = subprocess.Popen(
             [sys.executable, str(RUNNER)],
-            input=json.dumps(spec),
-            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
             cwd=folder,
             env=env,
-            timeout=PAGE_TIMEOUT_S,
+            start_new_session=True,
         )
-        returncode, text = done.returncode, done.stdout
-    except subprocess.TimeoutExpired as timeout:
-        out = timeout.stdout or b""
-        returncode = -1
-        text = out.decode(errors="replace") if isinstance(out, bytes) else out
-        text += f"\n(timed out after {PAGE_TIMEOUT_S} s)"
+        try:
+            runner.communicate(json.dumps(spec), timeout=PAGE_TIMEOUT_S)
+            returncode = runner.returncode
+        except subprocess.TimeoutExpired:
+            returncode = -1
+        finally:
+            stop_group(runner.pid)
+            runner.wait()
+    text = log.read_text(errors="replace")
+    if returncode == -1:
+        text += f"\n(timed out after {PAGE_TIMEOUT_S} s)\n"
     result = PageRun(folder=folder, returncode=returncode, seconds=time.monotonic() - started)
     current: str | None = None
     for line in text.splitlines(keepends=True):
@@ -294,6 +314,21 @@ def test_a_shell_block_stops_at_its_first_failing_command(_sqlite_template: Path
     result = run_page(page, tmp_path / "run", _sqlite_template)
 
     assert (result.failed, result.output["page.md:1"]) == ("page.md:1", "before\n")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_process_a_block_leaves_in_the_background_is_stopped_with_the_page(
+    _sqlite_template: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nsleep 297 &\necho $! > sleeper.pid\n```\n")
+
+    result = run_page(page, tmp_path / "run", _sqlite_template)
+
+    assert result.returncode == 0 and result.seconds < 60
+    proc = Path("/proc") / (tmp_path / "run" / "sleeper.pid").read_text().strip()
+    # gone (a zombie waiting for init to reap it has no command line; another process may have its pid)
+    assert not (proc / "cmdline").exists() or (proc / "cmdline").read_bytes() != b"sleep\x00297\x00"
 
 
 def test_every_fenced_block_names_its_language() -> None:
