@@ -45,6 +45,7 @@ class S3Stack:
     tracking_uri: str
     s3_endpoint: str
     server_log: Path
+    database_uri: str
 
     def bucket(self) -> Any:
         import boto3
@@ -105,7 +106,7 @@ def s3_stack(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory)
     )
     try:
         server.start()
-        yield S3Stack(server.url, endpoint, server.log_path)
+        yield S3Stack(server.url, endpoint, server.log_path, backend)
     finally:
         server.stop()
         moto.stop()
@@ -300,6 +301,25 @@ def test_the_ui_lists_previews_and_downloads_artifacts_kept_on_s3(
     assert (status, headers["content-type"], raw) == (200, "image/png", png)
     status, _, raw = http_get(f"{api}/file?path=reports/missing.txt")
     assert status == 404, raw
+
+
+def test_a_ui_reading_the_database_directly_says_to_point_it_at_the_server_for_artifacts(
+    on_s3: S3Stack, tmp_path: Path
+) -> None:
+    from mltrack_ui.app import create_app
+    from mltrack_ui.background_server import BackgroundServer
+
+    (tmp_path / "notes.txt").write_text("x")
+    with mltrack.start_run() as run:
+        mltrack.log_artifact(tmp_path / "notes.txt")
+    with BackgroundServer(create_app(tracking_uri=on_s3.database_uri)) as direct:
+        for route in ("", "/preview?path=notes.txt", "/file?path=notes.txt"):
+            status, _, raw = http_get(f"{direct.url}/api/runs/{run.run_id}/artifacts{route}")
+            answer = json.loads(raw)
+            assert status == 502, (route, answer)
+            assert "keeps its artifacts behind the tracking server's proxy" in answer["error"]
+            assert "mlflow:mlflow@" not in answer["error"]  # the database password is masked
+            assert answer["hint"].startswith("start the UI with --tracking-uri http://")
 
 
 # -- the command line: upload with progress ---------------------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mltrack.errors import MLTrackError
+from mltrack.errors import MLTrackError, StoreError
+from mltrack.secrets import mask_secrets
 from mltrack.store import MlflowStore
 
 PREVIEW_BYTES = 512 * 1024
@@ -74,8 +75,22 @@ class ArtifactFile:
             shutil.rmtree(self.cleanup, ignore_errors=True)
 
 
+class ArtifactsUnreachableError(StoreError):
+    """The run's artifacts are behind a tracking server's proxy that this UI does not talk to."""
+
+
 def _artifact_uri(store: MlflowStore, run_id: str) -> str:
-    return str(store.client.get_run(run_id).info.artifact_uri)
+    uri = str(store.client.get_run(run_id).info.artifact_uri)
+    parsed = urlparse(uri)
+    # ``mlflow-artifacts:/...`` (no host) is relative to the tracking server's proxy: a UI that
+    # reads the database directly has no server to send it to (MLflow's own error says "not found").
+    if parsed.scheme == "mlflow-artifacts" and not parsed.netloc and not store.tracking_uri.startswith("http"):
+        raise ArtifactsUnreachableError(
+            f"run {run_id} keeps its artifacts behind the tracking server's proxy ({uri}), and this UI reads "
+            f"the database {mask_secrets(store.tracking_uri)} directly",
+            hint="start the UI with --tracking-uri http://<tracking server> (its proxy reads the bucket for the UI)",
+        )
+    return uri
 
 
 def list_artifacts(store: MlflowStore, run_id: str, path: str = "") -> list[dict[str, Any]]:
