@@ -395,7 +395,8 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     from rich.console import Console
 
     with Console(stderr=True).status(f"replaying spools under {root} ..."):
-        reports = replay_orphans(root, detected_by="mltrack sync")
+        # an explicit sync may wait for a writer process to let go of a dead process's spool
+        reports = replay_orphans(root, detected_by="mltrack sync", writer_wait_s=30.0)
     rows = [
         {
             "run_id": r.run_id,

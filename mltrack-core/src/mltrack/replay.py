@@ -32,6 +32,7 @@ from mltrack.records import Metric, Param, Tag
 from mltrack.spool import (
     REFUSED_TAG,
     SPOOL_ID_TAG,
+    WRITER_LET_GO_S,
     SpoolContents,
     quarantine_root,
     read_spool,
@@ -341,13 +342,18 @@ def _created_ms(folder: Path) -> int:
     return created if isinstance(created, int) else 0
 
 
-def replay_orphans(root: Path, *, tracking_uri: str | None = None, detected_by: str) -> list[ReplayReport]:
-    """Replay every orphaned spool under ``root`` (only those of ``tracking_uri`` if given)."""
+def replay_orphans(
+    root: Path, *, tracking_uri: str | None = None, detected_by: str, writer_wait_s: float = WRITER_LET_GO_S
+) -> list[ReplayReport]:
+    """Replay every orphaned spool under ``root`` (only those of ``tracking_uri`` if given).
+
+    A spool whose process died but whose writer process has not let go of it yet is waited
+    for up to ``writer_wait_s`` (a loaded machine may take a few cycles), then left."""
     reports: list[ReplayReport] = []
     # oldest first: an offline parent run is created before its children look it up
     for folder in sorted(spool_folders(root), key=_created_ms):
         try:
-            fd = try_lock(folder)
+            fd = try_lock(folder, wait_s=writer_wait_s)
         except OSError as exc:
             reports.append(ReplayReport(folder, folder.parent.name, None, error=f"cannot lock: {exc}"))
             continue

@@ -650,6 +650,7 @@ def end_run(
     writer.close_run(run.run_id, status)
     if failure is None:
         _report_refused(writer, run)
+        _deliver_dead_workers(run)
     end_time = int(time.time() * 1000)
     if failure is None:
         try:
@@ -807,6 +808,25 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     _terminated_by_signal = True
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise SystemExit(128 + signal.SIGTERM)
+
+
+def _deliver_dead_workers(run: ActiveRun) -> None:
+    """Send what forked workers of the run left in their spools when they died before
+    draining (``with Pool() as pool:`` SIGTERMs its workers on the way out)."""
+    from mltrack.replay import replay_folder
+    from mltrack.spool import try_lock
+
+    if run.spool is None:
+        return
+    for sibling in sorted(run.spool.path.parent.iterdir()):
+        if sibling == run.spool.path or not sibling.is_dir():
+            continue
+        fd = try_lock(sibling)
+        if fd is None:
+            continue  # alive, or being delivered by a writer process or `mltrack sync`
+        report = replay_folder(sibling, fd, detected_by=f"the run's owner, process {os.getpid()}")
+        if not report.ok:
+            logger.warning("mltrack: a worker's spool %s is kept for `mltrack sync`: %s", sibling, report.error)
 
 
 def _end_all_at_exit() -> None:

@@ -77,6 +77,8 @@ REFUSED_TAG = "mltrack.refused"  # what the store refused of a run, and where it
 # Log records addressed to the writer process (see mltrack.writer_process), not data.
 WRITER_RECORDS = {"flush", "open", "close"}
 ACK_FILE = "ack"  # the writer process's answer, in the spool folder
+WRITER_LOCK = "writer.lock"  # held by the writer process while it delivers the spool
+WRITER_LET_GO_S = 2.0  # a writer process lets go of a dead process's spool within one cycle
 
 
 def spool_root(data_dir: Path) -> Path:
@@ -616,13 +618,36 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
-def try_lock(path: Path) -> int | None:
+def spool_owner_alive(folder: Path) -> bool:
+    """Whether the process that wrote the spool (on this host) is still running."""
+    header = read_spool_header(folder)
+    return header.get("host") == socket.gethostname() and _pid_alive(header.get("pid"))
+
+
+def try_lock(path: Path, wait_s: float | None = WRITER_LET_GO_S) -> int | None:
     """Lock an orphaned spool for replay; None if its process is alive (or another
-    replayer has it).
+    replayer has it, or a writer process still delivers it after ``wait_s``; ``None``:
+    only whether its process let go matters).
 
     A spool whose lock file was deleted is judged by its header instead: it is taken
     (with a new lock file) only when the process that wrote it, on this host, is gone.
     """
+    deadline = time.monotonic() + (wait_s or 0.0)
+    while True:
+        fd = _lock_if_let_go(path)
+        if fd is None or wait_s is None:
+            return fd
+        if _writer_let_go(path):
+            return fd
+        # Its writer process has not noticed the death yet; it notices by taking the lock
+        # itself, so let go of it while waiting.
+        os.close(fd)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def _lock_if_let_go(path: Path) -> int | None:
     try:
         fd = os.open(path / "lock", os.O_RDWR)
     except FileNotFoundError:
@@ -635,12 +660,38 @@ def try_lock(path: Path) -> int | None:
             fd = os.open(path / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         except OSError:
             return None
+    for _ in range(50):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            # A writer process probing whether the process died holds it for a moment:
+            # only a spool whose process is alive (or another host's) is busy for long.
+            if not (path / WRITER_LOCK).exists() or spool_owner_alive(path):
+                break
+            time.sleep(0.01)
+    os.close(fd)
+    return None
+
+
+def _writer_let_go(path: Path) -> bool:
+    """Whether no writer process delivers the spool any more.
+
+    Between the death of a spool's process and the moment its writer process notices, both
+    could send the same slot; the writer lets go of ``writer.lock`` once it has stopped.
+    It never takes the spool again: it only takes spools that live processes register.
+    """
+    try:
+        fd = os.open(path / WRITER_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # never delivered by a writer process
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
     except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+        return False
+    finally:
+        os.close(fd)  # releases our lock too: the writer does not come back for a dead process
 
 
 def read_spool_header(folder: Path) -> dict[str, Any]:

@@ -26,7 +26,12 @@ Protocol, all through the spool folder and one UNIX datagram socket:
   new writer and registers its spools again. The new writer takes over from the slot states:
   SENT slots are never resent, params and tags are idempotent to resend.
 - a dead logging process: its spool's ``lock`` is released while the folder still exists; the
-  writer delivers the rest and settles the run as replay does (``mltrack.replay``).
+  writer stops delivering it and lets go of ``writer.lock`` at once (``spool.try_lock`` waits
+  for that, so a replayer and the writer never deliver one spool at once). If another process
+  still logs to the same run (the run's owner outliving a killed worker, or other ranks), the
+  writer replays the spool itself, at once: the run goes on and should not wait for a sync.
+  Otherwise the whole run died with it: ``mltrack sync`` or the next process on the same store
+  replays it and settles the run, exactly as with the thread writer.
 
 The writer exits once the process that started it is gone and no spool is left to deliver.
 Its stderr goes to ``<data_dir>/writer/<pid>.log``.
@@ -54,7 +59,7 @@ from typing import Any
 from mltrack.delivery import Item, Quarantine, Refused
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Metric, Param, Tag
-from mltrack.spool import ACK_FILE, RunSpool, SpoolReader, quarantine_root
+from mltrack.spool import ACK_FILE, WRITER_LOCK, RunSpool, SpoolReader, quarantine_root, spool_owner_alive
 from mltrack.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter
 
 logger = logging.getLogger("mltrack.writer_process")
@@ -62,7 +67,6 @@ logger = logging.getLogger("mltrack.writer_process")
 ENV_SOCKET = "MLTRACK_WRITER_SOCKET"
 ENV_PARENT = "MLTRACK_WRITER_PARENT"
 ENV_SETTINGS = "MLTRACK_WRITER_SETTINGS"
-WRITER_LOCK = "writer.lock"
 MAX_REFUSED_IN_ACK = 100
 START_TIMEOUT_S = 30.0
 
@@ -343,7 +347,7 @@ class WriterProcess:
             start_thread=False,
         )
         self.tracked: dict[str, _Tracked] = {}
-        self.orphans: dict[Path, float] = {}  # spools of dead processes to deliver, next try time
+        self.orphans: dict[Path, float] = {}  # spools of dead workers of live runs, next try time
 
     def run(self) -> None:
         try:
@@ -383,6 +387,10 @@ class WriterProcess:
         except BlockingIOError:
             os.close(own_fd)  # another writer (of a restarted tree) has it
             return
+        if not spool_owner_alive(folder):
+            # a registration that arrived after its process died: the spool is replay's now
+            os.close(own_fd)
+            return
         try:
             lock_fd = os.open(folder / "lock", os.O_RDWR)
             reader = SpoolReader(folder)
@@ -396,11 +404,13 @@ class WriterProcess:
         for tracked in list(self.tracked.values()):
             # whether its process let go is decided before reading: what it wrote before is then read
             gone = self._owner_gone(tracked)
-            self._read_log(tracked)
+            self._read_log(tracked, queue=not gone)
+            if gone:
+                # what it wrote is left to replay (which resends it): nothing more is queued
+                self._drop(tracked)
+                continue
             if tracked.wanted > tracked.acked:
                 bounds[tracked.folder.name] = tracked.bound
-            if gone:
-                self._drop(tracked)
         self.writer.cycle(bounds)
         for tracked in list(self.tracked.values()):
             self._answer(tracked)
@@ -410,7 +420,7 @@ class WriterProcess:
                 tracked.opened = False
         self._retry_orphans()
 
-    def _read_log(self, tracked: _Tracked) -> None:
+    def _read_log(self, tracked: _Tracked, *, queue: bool = True) -> None:
         reader = tracked.reader
         reader.poll_log()
         records, reader.inbox = reader.inbox, []
@@ -423,8 +433,8 @@ class WriterProcess:
             elif "open" in record and tracked.run_id and isinstance(record["open"], list):
                 experiment_id, run_name = (record["open"] + [None, None])[:2]
                 self._open(tracked, str(experiment_id), run_name)
-            elif not tracked.opened:
-                continue  # before the run was bound: nothing is logged yet
+            elif not tracked.opened or not queue:
+                continue  # before the run was bound, or its process is gone: nothing to send
             elif "p" in record:
                 self.writer.put((PARAM, key, *record["p"]))
             elif "t" in record:
@@ -487,14 +497,17 @@ class WriterProcess:
 
     def _drop(self, tracked: _Tracked) -> None:
         """Its process ended the run and removed the spool, or let go of it (a failed
-        ``end_run``), or died: in the last two cases the spool is delivered as replay does."""
+        ``end_run``), or died: in the last two cases the spool is left to replay, ours only
+        while the run goes on in another process."""
+        from mltrack.replay import live_rank_exists
+
         if tracked.closed_status is not None and tracked.opened:
             self.writer.close_run(tracked.run_id or "", tracked.closed_status)
         self.writer.forget_run(tracked.folder.name)
         tracked.reader.close()
         os.close(tracked.lock_fd)
         del self.tracked[tracked.folder.name]
-        if tracked.folder.exists():
+        if tracked.folder.exists() and live_rank_exists(tracked.folder):
             self.orphans[tracked.folder] = 0.0
         os.close(tracked.own_fd)  # after the folder is queued: no other writer takes it meanwhile
 
