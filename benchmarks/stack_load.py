@@ -1,8 +1,8 @@
 """Many training processes logging at once to the team stack, against MLflow's async logging.
 
 The stack, all real and on 127.0.0.1: a throwaway PostgreSQL cluster, ``mlflow server`` on it
-with ``--workers 1`` and then ``--workers 4`` (a fresh database each), and a real ``mltrack ui``
-process pointed at the server.
+with ``--workers 1`` and then ``--workers 4``, and a real ``mltrack ui`` process pointed at the
+server. Every scenario gets a fresh copy of a migrated database and a fresh server on it.
 
 Each scenario starts ``P`` training processes (``--procs``, default 16). A process imports its
 client, then waits at a barrier so that all start together; then it starts a run, logs 20 params
@@ -34,6 +34,9 @@ Reported per scenario (wall clock, from the barrier's release):
   artifact are checked too;
 * **ingest**: points per second into the store (points / durable s);
 * **UI p50 / p99**: latencies of the UI's requests made during the load.
+
+A scenario still running after ``--deadline`` seconds (600) is cut off: its processes are killed,
+its time shows as "> deadline", and what reached the store by then is counted.
 
 It ends with the ratio MLflow / MLTrack of the time to durable for each (workers, processes),
 measured in the same run, and how the time grows from 1 to 4 to 16 processes (``--scaling``).
@@ -95,6 +98,7 @@ def child(spec_path: str) -> None:
         start = time.monotonic()
         with mltrack.start_run(run_name=f"proc-{index}") as run:
             run_started = time.monotonic()
+            Path(spec["run_file"]).write_text(run.run_id)
             mltrack.log_params(params)
             mltrack.set_tags(tags)
             for step in range(steps):
@@ -112,6 +116,7 @@ def child(spec_path: str) -> None:
         start = time.monotonic()
         with mlflow.start_run(run_name=f"proc-{index}") as active:
             run_started = time.monotonic()
+            Path(spec["run_file"]).write_text(active.info.run_id)
             mlflow.log_params(params, synchronous=False)
             mlflow.set_tags(tags, synchronous=False)
             for step in range(steps):
@@ -201,10 +206,12 @@ class Result:
     problems: list[str]
     ui: dict[str, list[float]]
     ui_errors: list[str]
+    timed_out: bool = False
 
     @property
     def ingest(self) -> float:
-        return self.points / self.durable_s if self.durable_s > 0 else 0.0
+        """Points per second into the store (by the deadline, for a scenario cut off there)."""
+        return (self.points - self.lost) / self.durable_s if self.durable_s > 0 else 0.0
 
 
 def _env(client: str, tracking_uri: str, data_dir: Path) -> dict[str, str]:
@@ -247,6 +254,7 @@ def run_scenario(
                     "experiment": experiment,
                     "folder": str(folder),
                     "ready": str(folder / f"ready-{index}"),
+                    "run_file": str(folder / f"run-{index}"),
                     "go": str(go),
                 }
             )
@@ -268,13 +276,24 @@ def run_scenario(
     probe.start()
     released = time.monotonic()
     go.touch()
-    for process in children:
-        process.wait(CHILD_TIMEOUT_S)
-    probe.stop()
+    timed_out = False
+    try:
+        for process in children:
+            process.wait(max(0.1, released + args.deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        probe.stop()
+        for process in children:
+            if process.poll() is None:
+                process.kill()
+                process.wait(60)
     reports = []
     problems = []
     for index, process in enumerate(children):
         text = (folder / f"child-{index}.out").read_text().strip().splitlines()
+        if timed_out and not text:
+            continue  # cut off at the deadline: what it sent is counted below
         if process.returncode != 0 or not text:
             tail = (folder / f"child-{index}.err").read_text()[-1500:]
             problems.append(f"process {index} exited {process.returncode}: {tail}")
@@ -286,8 +305,13 @@ def run_scenario(
             problems.append(f"process {index}: {len(failures)} batch(es) dropped, e.g. {failures[0][-300:]}")
     durable = max((r["durable"] for r in reports), default=released) - released
     loop = max((r["loop_done"] for r in reports), default=released) - released
-    lost, duplicated, read_problems = verify(mlflow_client, [r["run_id"] for r in reports], args.keys, steps)
-    lost += (procs - len(reports)) * steps * args.keys
+    if timed_out:
+        durable = args.deadline
+        problems.append(f"{procs - len(reports)} of {procs} processes were still logging at the deadline")
+    run_files = [folder / f"run-{i}" for i in range(procs)]
+    run_ids = [f.read_text() for f in run_files if f.exists()]
+    lost, duplicated, read_problems = verify(mlflow_client, run_ids, args.keys, steps, finished=not timed_out)
+    lost += (procs - len(run_ids)) * steps * args.keys
     result = Result(
         client,
         workers,
@@ -300,19 +324,21 @@ def run_scenario(
         problems + read_problems,
         probe.samples,
         probe.errors,
+        timed_out,
     )
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
-def verify(client: Any, run_ids: list[str], keys: int, steps: int) -> tuple[int, int, list[str]]:
-    """Points lost and duplicated, read back from the store; other data checked too."""
+def verify(client: Any, run_ids: list[str], keys: int, steps: int, finished: bool) -> tuple[int, int, list[str]]:
+    """Points lost (or, cut off at the deadline, not there yet) and duplicated, read back from
+    the store; other data checked too."""
     lost = duplicated = 0
     problems = []
     for run_id in run_ids:
         run = client.get_run(run_id)
-        if run.info.status != "FINISHED":
+        if finished and run.info.status != "FINISHED":
             problems.append(f"run {run_id} is {run.info.status}")
         if len(run.data.params) != PARAMS_PER_RUN:
             problems.append(f"run {run_id} has {len(run.data.params)} params of {PARAMS_PER_RUN}")
@@ -363,7 +389,9 @@ class UIProcess:
 
 
 def run_all(args: argparse.Namespace) -> list[Result]:
-    from mltrack.testing.servers import MlflowServer, PostgresServer
+    """Every scenario on a fresh copy of a migrated database, with a fresh ``mlflow server`` on
+    it: no scenario inherits another's rows or requests still in flight."""
+    from mltrack.testing.servers import MlflowServer, PostgresServer, free_port
 
     # PostgreSQL runs as the postgres user: its folder must be outside a 0700 tree.
     tmp = Path(tempfile.mkdtemp(prefix="mltrack-stack-load-"))
@@ -371,21 +399,27 @@ def run_all(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     postgres = PostgresServer(tmp / "cluster").start()
     try:
+        MlflowServer(postgres.create_database("load_template"), tmp / "template" / "artifacts").start().stop()
         for workers in args.workers:
-            started = time.monotonic()
-            database = postgres.create_database(f"load_w{workers}_{uuid4().hex[:6]}")
-            server = MlflowServer(database, tmp / f"server-w{workers}" / "artifacts", workers=workers).start()
-            ui = UIProcess(server.url, tmp / f"ui-w{workers}.log")
-            print(f"mlflow server --workers {workers} and mltrack ui up in {time.monotonic() - started:.0f}s")
+            port = free_port()  # the same address for every server of this series: the UI keeps it
+            ui: UIProcess | None = None
             try:
                 for procs in args.scaling:
                     for client in args.clients:
-                        result = run_scenario(client, workers, procs, args, server.url, ui.url, tmp)
+                        name = f"load_{uuid4().hex[:12]}"
+                        database = postgres.create_database(name, template="load_template")
+                        server = MlflowServer(database, tmp / name / "artifacts", port=port, workers=workers).start()
+                        try:
+                            if ui is None:
+                                ui = UIProcess(server.url, tmp / f"ui-w{workers}.log")
+                            result = run_scenario(client, workers, procs, args, server.url, ui.url, tmp)
+                        finally:
+                            server.stop()
                         print("  " + row(result), flush=True)
                         results.append(result)
             finally:
-                ui.stop()
-                server.stop()
+                if ui is not None:
+                    ui.stop()
     finally:
         postgres.stop()
         if not args.keep:
@@ -418,7 +452,8 @@ HEADER = (
 def row(r: Result) -> str:
     runs, chart = r.ui["runs"], r.ui["chart"]
     return (
-        f"{r.client:<22}{r.workers:>8}{r.procs:>6}{r.points:>9}{r.durable_s:>11.2f}{r.loop_s:>9.2f}"
+        f"{r.client:<22}{r.workers:>8}{r.procs:>6}{r.points:>9}"
+        f"{('>' if r.timed_out else '') + f'{r.durable_s:.2f}':>11}{r.loop_s:>9.2f}"
         f"{r.lost:>6}{r.duplicated:>5}{r.ingest:>13,.0f}"
         f"{_ms(percentile(runs, 0.5)) + '/' + _ms(percentile(runs, 0.99)):>20}"
         f"{_ms(percentile(chart, 0.5)) + '/' + _ms(percentile(chart, 0.99)):>21}"
@@ -443,9 +478,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             for peer, name in names.items():
                 theirs = by_key.get((peer, workers, procs))
                 if ours and theirs and ours.durable_s > 0:
+                    more = ">" if theirs.timed_out else ""
                     print(
                         f"workers {workers}, {procs:>2} processes: {name} / MLTrack time to durable = "
-                        f"{theirs.durable_s / ours.durable_s:.2f}x ({theirs.durable_s:.1f}s vs {ours.durable_s:.1f}s)"
+                        f"{more}{theirs.durable_s / ours.durable_s:.2f}x "
+                        f"({more}{theirs.durable_s:.1f}s vs {ours.durable_s:.1f}s)"
                     )
     for client in args.clients:
         for workers in args.workers:
@@ -476,6 +513,9 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(CLIENTS)} (default: {DEFAULT_CLIENTS})",
     )
     parser.add_argument("--ui-interval", type=float, default=1.0, help="seconds between UI requests (1)")
+    parser.add_argument(
+        "--deadline", type=float, default=600.0, help="seconds a scenario may take; then it is cut off (600)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, spools)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -489,6 +529,8 @@ def main() -> None:
         parser.error(f"--clients: unknown {', '.join(sorted(unknown))}; choose from {', '.join(CLIENTS)}")
     if args.scaling is None:
         args.scaling = sorted({1, 4, args.procs})
+    # stopped with SIGTERM, the servers and training processes are stopped too (the finally blocks)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     results = run_all(args)
     report(results, args)
     if args.json:
@@ -505,6 +547,7 @@ def main() -> None:
                         "lost": r.lost,
                         "duplicated": r.duplicated,
                         "problems": r.problems,
+                        "timed_out": r.timed_out,
                         "ui_runs_s": r.ui["runs"],
                         "ui_chart_s": r.ui["chart"],
                         "ui_errors": r.ui_errors,
@@ -514,7 +557,7 @@ def main() -> None:
                 indent=2,
             )
         )
-    if any(r.lost for r in results if r.client == "mltrack"):
+    if any(r.lost or r.timed_out for r in results if r.client == "mltrack"):
         sys.exit(1)
 
 
