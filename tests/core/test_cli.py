@@ -31,6 +31,7 @@ CORE_COMMANDS = {
     "runs",
     "artifacts",
     "sync",
+    "gc",
     "models",
     "deploy",
     "deployments",
@@ -277,7 +278,7 @@ def test_runs_list_orders_by_a_metric(populated_store: Populated) -> None:
 def test_runs_list_table_shows_each_run(populated_store: Populated) -> None:
     result = run_cli("runs", "list", "--experiment", populated_store.exp("exp-b"), env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
-    assert populated_store.runs["other"] in result.stdout
+    assert populated_store.runs["other"][:8] in result.stdout  # the short id, as the UI shows
     assert "loss=0.1" in result.stdout
 
 

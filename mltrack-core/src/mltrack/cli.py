@@ -25,6 +25,7 @@ CORE_COMMANDS = (
     "artifacts",
     "models",
     "sync",
+    "gc",
     "deploy",
     "deployments",
     "serve",
@@ -185,10 +186,10 @@ def experiments_list(as_json: bool) -> None:
 
 @cli.group("runs")
 def runs_group() -> None:
-    """Work with runs."""
+    """Work with runs (a run id may be shortened to any unique prefix of 4 or more characters)."""
 
 
-def _run_row(run: Any) -> dict[str, Any]:
+def _run_row(run: Any, experiment_name: str | None = None) -> dict[str, Any]:
     from datetime import datetime, timezone
 
     start = run.info.start_time
@@ -197,7 +198,9 @@ def _run_row(run: Any) -> dict[str, Any]:
         "run_id": run.info.run_id,
         "name": run.info.run_name,
         "experiment_id": run.info.experiment_id,
+        "experiment": experiment_name,
         "status": run.info.status,
+        "lifecycle_stage": run.info.lifecycle_stage,
         "start": datetime.fromtimestamp(start / 1000, timezone.utc).isoformat(timespec="seconds") if start else None,
         "duration_s": round((end - start) / 1000, 3) if start and end else None,
         "metrics": dict(run.data.metrics),
@@ -205,59 +208,236 @@ def _run_row(run: Any) -> dict[str, Any]:
     }
 
 
+_STATUS_STYLE = {"FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan", "FINISHED": "green"}
+
+
+def _number(value: float) -> str:
+    """A metric to 4 significant digits (the exact value is in ``--json``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _started(start_ms: int | None) -> str:
+    """A start time in the terminal's local time, short: the year only when it is not this one."""
+    from datetime import datetime
+
+    if not start_ms:
+        return ""
+    started = datetime.fromtimestamp(start_ms / 1000)
+    return started.strftime("%m-%d %H:%M" if started.year == datetime.now().year else "%Y-%m-%d")
+
+
+def _metric_lines(metrics: list[tuple[str, float]], width: int) -> str:
+    """``key=value`` pairs packed into lines of ``width``; a value is never split, a long key is shortened."""
+    lines: list[str] = []
+    for key, value in metrics:
+        number = _number(value)
+        if len(key) + 1 + len(number) > width:
+            key = key[: max(1, width - len(number) - 2)] + "\u2026"
+        pair = f"{key}={number}"
+        if lines and len(lines[-1]) + 1 + len(pair) <= width:
+            lines[-1] += " " + pair
+        else:
+            lines.append(pair)
+    return "\n".join(lines)
+
+
+def _key_metrics(rows: list[dict[str, Any]], count: int) -> list[str]:
+    """The metrics most of the listed runs have, the model's before ``system/`` ones (ties by name)."""
+    from collections import Counter
+
+    seen = Counter(key for row in rows for key in row["metrics"])
+    ranked = sorted(seen.items(), key=lambda item: (item[0].startswith("system/"), -item[1], item[0]))
+    return [key for key, _ in ranked[:count]]
+
+
 @runs_group.command("list")
 @click.option("--experiment", "-e", multiple=True, help="Experiment name or id (repeatable; default: all).")
 @click.option("--filter", "filter_string", default="", help='MLflow filter, e.g. "metrics.loss < 0.1".')
 @click.option("--order-by", multiple=True, help='e.g. "metrics.loss ASC" (repeatable).')
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--metric", "-m", "metrics", multiple=True, help="Metric to show (repeatable; default: the most common ones)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (full run ids).")
 def runs_list(
-    experiment: tuple[str, ...], filter_string: str, order_by: tuple[str, ...], limit: int, as_json: bool
+    experiment: tuple[str, ...],
+    filter_string: str,
+    order_by: tuple[str, ...],
+    limit: int,
+    metrics: tuple[str, ...],
+    as_json: bool,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first: short ids, names, experiments and their latest metric values."""
     from mltrack.queries import search_runs
+    from mltrack.run_ids import short_run_id
+    from mltrack.run_lifecycle import experiment_names
+    from mltrack.store import get_store
 
     found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
-    rows = [_run_row(r) for r in found]
+    names = experiment_names(get_store(), {r.info.experiment_id for r in found})
+    rows = [_run_row(r, names[r.info.experiment_id]) for r in found]
     if as_json:
         echo_json(rows)
         return
-    table = _table("run id", "name", "exp", "status", "started", "duration s", "metrics")
-    for row in rows:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(row["metrics"].items())[:4])
-        status_style = {"FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}.get(row["status"], "green")
-        table.add_row(
-            row["run_id"],
-            row["name"] or "",
-            row["experiment_id"],
-            f"[{status_style}]{row['status']}[/]",
-            row["start"] or "",
-            "" if row["duration_s"] is None else str(row["duration_s"]),
-            metrics,
-        )
-    _console().print(table)
+    console = _console()
+    wide = console.width >= 120
+    shown = list(metrics) or _key_metrics(rows, 5 if wide else 3)
+    from rich.table import Table
+
+    # Ids and times never wrap (a folded id cannot be copied); names are cut short with an ellipsis
+    # to leave the metrics (which wrap between values) about half of the rest. Runs of one
+    # experiment leave its column out: its name is said once, above the table.
+    experiments = {row["experiment"] or row["experiment_id"] for row in rows}
+    one_experiment = len(experiments) == 1
+    columns = 5 + wide + (not one_experiment)
+    room = max(0, console.width - (8 + 8 + 11 + 9 * wide) - 2 * (columns - 1))
+    name_need = min(32, max([4, *(len(row["name"] or "") for row in rows)]))
+    experiment_need = 0 if one_experiment else min(24, max(10, *(len(e) for e in experiments)))
+    left = room - (22 if shown else 0)
+    if name_need + experiment_need <= left:
+        name_w, experiment_w = name_need, experiment_need
+    else:
+        experiment_w = 0 if one_experiment else max(6, min(experiment_need, left * 2 // 5))
+        name_w = max(8, min(name_need, left - experiment_w))
+    metrics_w = max(0, room - name_w - experiment_w) if shown else 0
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=8)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=name_w)
+    if not one_experiment:
+        table.add_column("experiment", no_wrap=True, overflow="ellipsis", max_width=experiment_w)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    if wide:
+        table.add_column("duration", no_wrap=True, justify="right")
+    table.add_column("metrics", no_wrap=True, max_width=max(metrics_w, 1))
+    for row, run in zip(rows, found, strict=True):
+        values = _metric_lines([(key, row["metrics"][key]) for key in shown if key in row["metrics"]], metrics_w)
+        status = row["status"]
+        cells = [short_run_id(row["run_id"]), row["name"] or ""]
+        if not one_experiment:
+            cells.append(row["experiment"] or row["experiment_id"])
+        cells += [
+            f"[{_STATUS_STYLE[status]}]{status}[/]" if status in _STATUS_STYLE else status,
+            _started(run.info.start_time),
+        ]
+        if wide:
+            cells.append("" if row["duration_s"] is None else f"{row['duration_s']:.0f}s")
+        table.add_row(*cells, values)
+    if one_experiment:
+        console.print(f"experiment [bold]{experiments.pop()}[/]", highlight=False)
+    console.print(table, highlight=False)
+    if not rows:
+        console.print("no runs", highlight=False)
 
 
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
-    """Show a run's info, params, metrics and tags."""
+    """Show a run's info, params, metrics and tags (RUN_ID may be a unique prefix)."""
+    from mltrack.run_ids import resolve_run_id
+    from mltrack.run_lifecycle import experiment_names
     from mltrack.runs import get_run
+    from mltrack.store import get_store
 
-    run = get_run(run_id)
-    row = _run_row(run)
+    run = get_run(resolve_run_id(run_id))
+    experiment = experiment_names(get_store(), {run.info.experiment_id})[run.info.experiment_id]
+    row = _run_row(run, experiment)
     row["tags"] = dict(run.data.tags)
     if as_json:
         echo_json(row)
         return
     console = _console()
-    console.print(f"[bold]{row['name']}[/] {row['run_id']}  {row['status']}  experiment {row['experiment_id']}")
+    deleted = "  [red]deleted[/]" if row["lifecycle_stage"] == "deleted" else ""
+    console.print(
+        f"[bold]{row['name']}[/] {row['run_id']}  {row['status']}  experiment {experiment}{deleted}", highlight=False
+    )
     for section in ("params", "metrics", "tags"):
         table = _table(section, "value")
         for key, value in sorted(row[section].items()):
             table.add_row(key, str(value))
         console.print(table)
+
+
+def _change_line(verb: str, change: Any) -> str:
+    from mltrack.run_ids import short_run_id
+
+    what = f"run {short_run_id(change.run_id)} ({change.name or 'unnamed'}) in experiment {change.experiment!r}"
+    text = f"{verb} {what}" if change.changed else f"{what}: {change.note}"
+    return f"{text} ({change.note})" if change.changed and change.note else text
+
+
+@runs_group.command("delete")
+@click.argument("runs", nargs=-1, required=True)
+def runs_delete(runs: tuple[str, ...]) -> None:
+    """Delete RUNS (ids or unique prefixes): hidden until `mltrack runs restore`, removed for good by `mltrack gc`."""
+    from mltrack.run_lifecycle import delete_run
+
+    for run in runs:
+        click.echo(_change_line("deleted", delete_run(run)))
+
+
+@runs_group.command("restore")
+@click.argument("runs", nargs=-1, required=True)
+def runs_restore(runs: tuple[str, ...]) -> None:
+    """Restore deleted RUNS (ids or unique prefixes)."""
+    from mltrack.run_lifecycle import restore_run
+
+    for run in runs:
+        click.echo(_change_line("restored", restore_run(run)))
+
+
+@cli.command("gc")
+@click.option("--older-than", default=None, help="Only runs deleted longer ago than this: 30d, 12h, 1d12h, 90m.")
+@click.option(
+    "--run-ids",
+    "run_ids",
+    multiple=True,
+    help="Only these deleted runs (ids or prefixes, comma-separated, repeatable).",
+)
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    metavar="URI",
+    help="The tracking server's database (its --backend-store-uri); default: the tracking URI, when it is one.",
+)
+@click.option("--dry-run", is_flag=True, help="Only list the runs that would be removed.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def gc_command(
+    older_than: str | None, run_ids: tuple[str, ...], backend_store_uri: str | None, dry_run: bool, yes: bool
+) -> None:
+    """Remove deleted runs for good: their artifacts, params, metrics and tags (as `mlflow gc`)."""
+    from mltrack.run_ids import short_run_id
+    from mltrack.run_lifecycle import Collector, parse_age
+
+    age_ms = parse_age(older_than) if older_than is not None else 0
+    wanted = [part.strip() for value in run_ids for part in value.split(",") if part.strip()] or None
+    collector = Collector(backend_store_uri)
+    runs = collector.deleted(older_than_ms=age_ms, runs=wanted)
+    if not runs:
+        click.echo("no deleted runs to remove" + (f" (deleted more than {older_than} ago)" if older_than else ""))
+        return
+    for run in runs:
+        click.echo(
+            f"  {short_run_id(run.info.run_id)}  {run.info.run_name or 'unnamed'}  ({collector.experiment_of(run)})"
+        )
+    if dry_run:
+        click.echo(f"{len(runs)} deleted run(s) would be removed for good (dry run)")
+        return
+    if not yes:
+        click.confirm(f"Remove these {len(runs)} run(s) and their artifacts for good?", abort=True)
+    kept = 0
+    for run in runs:
+        change = collector.remove(run)
+        kept += not change.changed
+        click.echo(_change_line("removed", change))
+    if kept:
+        raise MLTrackError(
+            f"{kept} run(s) were kept because their artifacts could not be removed",
+            hint="fix access to the artifact store and run `mltrack gc` again",
+        )
 
 
 @cli.group("models")

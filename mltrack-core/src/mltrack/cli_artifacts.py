@@ -150,13 +150,14 @@ def artifacts_group() -> None:
 @click.argument("path", required=False, default="")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
-    """List the artifacts of RUN_ID (inside folder PATH, default the root)."""
+    """List the artifacts of RUN_ID (an id or unique prefix) inside folder PATH (default the root)."""
     from mltrack.cli import _console, _table, echo_json
     from mltrack.experiments import store_errors
+    from mltrack.run_ids import resolve_run_id
     from mltrack.runs import get_run
     from mltrack.store import get_store
 
-    get_run(run_id)  # an unknown run is one line naming the store
+    run_id = get_run(resolve_run_id(run_id)).info.run_id  # an unknown run is one line naming the store
     store = get_store()
     with store_errors(store):
         found = store.client.list_artifacts(run_id, path or None)
@@ -187,7 +188,7 @@ def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
 def artifacts_upload(
     run_id: str, path: Path, artifact_path: str | None, progress_threshold: int, as_json: bool
 ) -> None:
-    """Upload the file or folder PATH into the artifacts of RUN_ID.
+    """Upload the file or folder PATH into the artifacts of RUN_ID (an id or unique prefix).
 
     A folder keeps its layout under --artifact-path, as mltrack.log_artifacts does.
     """
@@ -198,7 +199,10 @@ def artifacts_upload(
     from mltrack.store import get_store
 
     _check_artifact_path("--artifact-path", artifact_path)
-    run = get_run(run_id)
+    from mltrack.run_ids import resolve_run_id
+
+    run = get_run(resolve_run_id(run_id))
+    run_id = run.info.run_id
     uploads = _plan(path, artifact_path)
     total = sum(u.size for u in uploads)
     store = get_store()
