@@ -50,12 +50,13 @@ def flavours() -> dict[str, Flavour]:
 
 
 def get_flavour(name: str) -> Flavour:
+    from mltrack.install_hint import install_hint
     from mltrack.plugins import get_plugin_manager
 
     known = flavours()
     if name not in known:
         hint = (
-            f'pip install "mltrack[{KNOWN_FLAVOUR_PLUGINS[name]}]"'
+            install_hint(KNOWN_FLAVOUR_PLUGINS[name])
             if name in KNOWN_FLAVOUR_PLUGINS
             else ("install the plugin that provides it")
         )
