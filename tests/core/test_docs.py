@@ -368,18 +368,19 @@ def test_every_marker_sits_right_before_a_fence() -> None:
     assert not misplaced, f"markers must be on the line right before the fence they mark: {misplaced}"
 
 
-@pytest.mark.parametrize("page", [p for p in doc_pages() if any(b.runs for b in fenced_blocks(p))], ids=page_id)
-def test_the_pages_code_blocks_run_as_written(page: Path, page_runs: Callable[[Path], PageRun]) -> None:
-    result = page_runs(page)
+@pytest.mark.parametrize("doc_page", [p for p in doc_pages() if any(b.runs for b in fenced_blocks(p))], ids=page_id)
+def test_the_pages_code_blocks_run_as_written(doc_page: Path, page_runs: Callable[[Path], PageRun]) -> None:
+    # not named `page`: that is the browser tests' fixture, and sharing its name regroups them here
+    result = page_runs(doc_page)
     if result.failed is not None:
-        block = next(b for b in fenced_blocks(page) if b.where == result.failed)
+        block = next(b for b in fenced_blocks(doc_page) if b.where == result.failed)
         output = result.output.get(result.failed, "") + result.tail
         pytest.fail(
             f"{result.failed}: this ```{block.language} block failed (fix the docs; mark it <!-- not-run: why --> "
             f"only if it cannot run in a test):\n{block.code}--- its output ---\n{output}",
             pytrace=False,
         )
-    assert result.returncode == 0, f"{page_id(page)}: the blocks ran, then the process failed:\n{result.tail}"
+    assert result.returncode == 0, f"{page_id(doc_page)}: the blocks ran, then the process failed:\n{result.tail}"
 
 
 @pytest.mark.parametrize("block", blocks_marked("excerpt"), ids=lambda b: b.where)

@@ -46,6 +46,6 @@ def test_the_ui_hook_is_optional_so_the_plugin_loads_without_mltrack_ui() -> Non
 def test_the_docs_show_the_hooks_of_plugin_py_unchanged() -> None:
     root = Path(__file__).resolve().parents[3]
     docs = (root / "docs" / "system-metrics.md").read_text()
-    shown = re.search(r"Its\n`plugin.py`:\n\n```python\n(.*?)```", docs, re.S)
+    shown = re.search(r"Its\n`plugin.py`:\n\n(?:<!-- excerpt: [^>]*-->\n)?```python\n(.*?)```", docs, re.S)
     assert shown is not None
     assert shown.group(1) in (root / "mltrack-system" / "src" / "mltrack_system" / "plugin.py").read_text()
