@@ -71,6 +71,7 @@ DEFAULT_CLIENTS = "mltrack,mlflow-async"
 # MLflow's async queue sends one request per logging call unless told to wait and merge them
 BUFFERING_S = "1"
 MLFLOW_FAILED = "Failed to log run data"
+MAX_PROBLEMS = 6  # printed per scenario (all of them are in --json)
 PARAMS_PER_RUN = 20
 TAGS_PER_RUN = 5
 ARTIFACT = "report.txt"
@@ -467,8 +468,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     for r in results:
         print(row(r))
     for r in results:
-        for problem in r.problems + r.ui_errors[:3]:
-            print(f"  ! {r.client} w{r.workers} p{r.procs}: {problem}")
+        problems = r.problems[:MAX_PROBLEMS] + [f"... {len(r.problems) - MAX_PROBLEMS} more"] * (
+            len(r.problems) > MAX_PROBLEMS
+        )
+        for problem in problems + r.ui_errors[:3]:
+            print(f"  ! {r.client} w{r.workers} p{r.procs}: {' '.join(problem.split())[:300]}")
     print()
     by_key = {(r.client, r.workers, r.procs): r for r in results}
     names = {"mlflow-async": "MLflow async", "mlflow-async-buffered": f"MLflow async buffered {BUFFERING_S}s"}
@@ -488,7 +492,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         for workers in args.workers:
             series = [by_key[(client, workers, p)] for p in args.scaling if (client, workers, p) in by_key]
             if len(series) > 1:
-                growth = ", ".join(f"{r.procs} procs {r.durable_s:.1f}s" for r in series)
+                growth = ", ".join(f"{r.procs} procs {'>' if r.timed_out else ''}{r.durable_s:.1f}s" for r in series)
                 print(f"scaling {client}, workers {workers}: {growth}")
     everything = [s for r in results if r.client == "mltrack" for s in r.ui["runs"] + r.ui["chart"]]
     if everything:
