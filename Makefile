@@ -75,9 +75,10 @@ test-ui: ## Run the UI's tests (API, auth, and pages in headless Chromium; scree
 test-fast: ## Run the tests that need no mlflow server
 	$(PY) -m pytest -m "not server and not slow" $(PYTEST_ARGS)
 
-lint: ## ruff check and format check; eslint on the UI's front end
+lint: ## ruff check and format check; import contracts (.importlinter); eslint on the UI's front end
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	cd $(FRONTEND) && npx --no-install eslint .
 
 format: ## Format and fix lint in place

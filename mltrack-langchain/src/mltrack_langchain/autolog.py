@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mltrack.autologging import Autologger
+from mltrack.extend import Autologger
 
 
 class LangChainAutologger(Autologger):

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mltrack.errors import InvalidInputError, MLTrackError
-from mltrack.flavours import Flavour, Predictor
+from mltrack import InvalidInputError, MLTrackError
+from mltrack.extend import Flavour, Predictor
 
 #: distributions a pickled runnable needs at load time, besides those of its components
 BASE_REQUIREMENTS = ("mlflow", "langchain-core", "cloudpickle", "pydantic")

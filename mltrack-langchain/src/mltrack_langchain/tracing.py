@@ -30,7 +30,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 import mltrack
-from mltrack.errors import MLTrackError, NoActiveRunError
+from mltrack import MLTrackError, NoActiveRunError
 
 logger = logging.getLogger("mltrack.langchain")
 
@@ -185,9 +185,9 @@ def reopen_traces(run_id: str) -> None:
 
 
 def _client(run_id: str) -> Any:
-    from mltrack import runs
+    from mltrack.extend import run_client
 
-    return runs.current_run(run_id).store.client
+    return run_client(run_id)
 
 
 def _first_free_step(run_id: str) -> int:

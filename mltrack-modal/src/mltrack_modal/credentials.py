@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mltrack.errors import CredentialsMissingError, DeploymentError
+from mltrack import CredentialsMissingError, DeploymentError
 
 if TYPE_CHECKING:
     from mltrack_modal.config import ModalSettings

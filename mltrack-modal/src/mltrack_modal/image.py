@@ -11,7 +11,9 @@ start installs nothing:
   model's;
 - the model directory, copied to ``/opt/mltrack/model``.
 
-The image's Python is this interpreter's ``major.minor``: Modal runs the endpoint function serialized
+The model's requirements, the Python it was saved with and its flavour's distribution are read by
+``mltrack.extend.model_environment``, the rule every provider shares. The image's Python is this
+interpreter's ``major.minor``: Modal runs the endpoint function serialized
 (cloudpickle), which needs the same Python on both sides.
 """
 
@@ -23,9 +25,10 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from mltrack.extend import model_environment, requirement_applies
 
 REMOTE_ROOT = "/opt/mltrack"
 REMOTE_MODEL_DIR = f"{REMOTE_ROOT}/model"
@@ -101,17 +104,6 @@ def _package_source(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _flavour_distribution(model_dir: Path, installed: dict[str, metadata.Distribution]) -> str | None:
-    """The MLTrack distribution whose plugin provides the model's flavour (None: the core's own)."""
-    from mltrack.models import flavour_of
-
-    module = type(flavour_of(model_dir)).__module__.split(".")[0]
-    for name, dist in installed.items():
-        if _import_package(dist) == module:
-            return name
-    return None
-
-
 def _installed_version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -134,44 +126,16 @@ def _pin(requirement: Requirement, warnings: list[str], origin: str) -> str:
     return f"{requirement.name}{extras}{requirement.specifier}"
 
 
-def _model_requirements(model_dir: Path, warnings: list[str]) -> list[Requirement]:
-    path = model_dir / "requirements.txt"
-    if not path.is_file():
-        warnings.append("the model has no requirements.txt: only MLTrack's own requirements are installed")
-        return []
-    found = []
-    for raw in path.read_text().splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            warnings.append(f"requirements.txt option {line!r} is not used in the image")
-            continue
-        try:
-            found.append(Requirement(line))
-        except InvalidRequirement:
-            warnings.append(f"requirements.txt line {line!r} is not a requirement; skipped")
-    return found
-
-
-def _applies(requirement: Requirement) -> bool:
-    # the image runs this Python on Linux: evaluate markers for that, without extras
-    if requirement.marker is None:
-        return True
-    environment = {key: str(value) for key, value in default_environment().items()}
-    environment.update(sys_platform="linux", platform_system="Linux", extra="")
-    return requirement.marker.evaluate(environment)
-
-
 def image_recipe(model_dir: Path) -> ImageRecipe:
     """The image recipe for the MLflow model directory ``model_dir``. Reads local files only."""
-    warnings: list[str] = []
+    environment = model_environment(model_dir)
     installed = _mltrack_distributions()
-    model_requirements = [r for r in _model_requirements(model_dir, warnings) if _applies(r)]
+    model_requirements = environment.parsed_requirements()
+    warnings = environment.warnings
 
     shipped_names = [name for name in BASE_DISTRIBUTIONS if name in installed]
-    flavour_dist = _flavour_distribution(model_dir, installed)
-    wanted = [flavour_dist] if flavour_dist else []
+    flavour_dist = environment.flavour_distribution
+    wanted: list[str] = [canonicalize_name(flavour_dist)] if flavour_dist else []
     wanted += [canonicalize_name(r.name) for r in model_requirements]
     for name in wanted:
         if name in installed and name not in shipped_names:
@@ -197,28 +161,17 @@ def image_recipe(model_dir: Path) -> ImageRecipe:
         shipped.append(ShippedDistribution(name, dist.version, package, _package_source(package)))
         for text in [] if name in WITHOUT_REQUIREMENTS else dist.requires or []:
             requirement = Requirement(text)
-            if _applies(requirement):
+            if requirement_applies(requirement):
                 add(requirement, f"{name}'s")
 
     python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    saved_with = _model_python(model_dir)
+    saved_with = environment.saved_python
     if saved_with and saved_with != python_version:
         warnings.append(
             f"the model was saved with Python {saved_with}; the image runs {python_version}, this interpreter's "
             "(Modal runs the endpoint function serialized, which needs the same Python here and there)"
         )
     return ImageRecipe(python_version, list(packages.values()), shipped, model_dir, warnings)
-
-
-def _model_python(model_dir: Path) -> str | None:
-    path = model_dir / "python_env.yaml"
-    if not path.is_file():
-        return None
-    for line in path.read_text().splitlines():
-        if line.startswith("python:"):
-            version = line.split(":", 1)[1].strip().strip("'\"")
-            return ".".join(version.split(".")[:2]) or None
-    return None
 
 
 def stage_distributions(recipe: ImageRecipe, target: Path) -> Path:

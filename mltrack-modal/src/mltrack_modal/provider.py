@@ -22,9 +22,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrack.errors import DeploymentError
-from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
-from mltrack.serving.client import check_health, invoke
+from mltrack import DeploymentError
+from mltrack.extend import (
+    DeploymentState,
+    DeploymentStatus,
+    DeployPlan,
+    DeployProvider,
+    ModelRef,
+    Progress,
+    check_health,
+    invoke,
+)
 from mltrack_modal.config import ModalDeploymentConfig, ModalSettings
 from mltrack_modal.credentials import client_for, has_credentials, missing_credentials, modal_errors
 from mltrack_modal.image import image_recipe, stage_distributions
@@ -39,7 +47,7 @@ from mltrack_modal.modal_app import (
 )
 
 if TYPE_CHECKING:
-    from mltrack.deployments import Deployment
+    from mltrack.extend import Deployment
 
 #: seconds one health check may take (a cold container answers later; the next poll asks again)
 HEALTH_TIMEOUT_S = 10.0

@@ -15,8 +15,7 @@ def serving_app(model_dir: str, *, model_name: str, model_version: int, max_batc
     The directory does not know its registry name; ``/metadata`` reports the registered
     name and version the deployment serves.
     """
-    from mltrack.serving.app import create_app
-    from mltrack.serving.loading import load_served_model
+    from mltrack.extend import create_app, load_served_model
 
     served = dataclasses.replace(load_served_model(model_dir), name=model_name, version=str(model_version))
     return create_app(served, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)

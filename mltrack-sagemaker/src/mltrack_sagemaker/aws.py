@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mltrack.errors import CredentialsMissingError, DeploymentError
+from mltrack import CredentialsMissingError, DeploymentError
 from mltrack_sagemaker.config import SageMakerSettings
 
 CREDENTIALS_HINT = (

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from mltrack.providers import ModelRef
+    from mltrack.extend import ModelRef
     from mltrack_sagemaker.config import SageMakerSettings
 
 
 def _model(name: str, version: str) -> ModelRef:
-    from mltrack.deployments import resolve_model_ref
+    from mltrack.extend import resolve_model_ref
 
     return resolve_model_ref(name, int(version) if version.isdigit() else version)
 
@@ -101,7 +101,7 @@ def _settings() -> SageMakerSettings:
     """``[tool.mltrack.plugins.sagemaker]``, validated (a bad value names the field and where it came from)."""
     from pydantic import ValidationError
 
-    from mltrack.config import config_error_from, get_settings
+    from mltrack.extend import config_error_from, get_settings
     from mltrack_sagemaker.config import SageMakerSettings
 
     try:

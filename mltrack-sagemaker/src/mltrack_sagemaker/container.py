@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    from mltrack.serving import serve
+    from mltrack.extend import serve
 
     print(f"mltrack-sagemaker: serving {args.model_dir} on {args.host}:{args.port}", file=sys.stderr, flush=True)
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers)

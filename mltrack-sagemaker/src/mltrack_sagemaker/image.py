@@ -5,6 +5,9 @@ container never installs anything when it starts), and runs ``mltrack_sagemaker.
 exec-form ENTRYPOINT. It does not hold the model: SageMaker unpacks the endpoint's ``model.tar.gz``
 into ``/opt/ml/model``, so one image serves every version whose requirements are the same.
 
+The model's requirements, its Python and its flavour's distribution are read by
+``mltrack.extend.model_environment``, the rule every provider shares.
+
 MLTrack is not on PyPI, so its own distributions travel in the build context as wheels: built from
 the checkout for an editable install, copied when installed from a wheel, and pinned by version
 only when installed from an index that the image can reach too.
@@ -25,11 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from mltrack.errors import DeploymentError
+from mltrack import DeploymentError
+from mltrack.extend import flavour_distribution, model_environment
 from mltrack_sagemaker import __version__
 
 if TYPE_CHECKING:
-    from mltrack.providers import ModelRef, Progress
+    from mltrack.extend import ModelRef, Progress
     from mltrack_sagemaker.aws import AwsSession
 
 VENV = "/opt/mltrack/venv"
@@ -43,43 +47,6 @@ class BuildContext:
     path: Path
     dockerfile: str
     requirements: list[str]
-
-
-def model_python_version(model_dir: Path) -> str:
-    """``major.minor`` of the Python the model was saved with (``python_env.yaml``), else this one's."""
-    env_file = model_dir / "python_env.yaml"
-    if env_file.is_file():
-        match = re.search(r"^python:\s*['\"]?(\d+)\.(\d+)", env_file.read_text(), re.MULTILINE)
-        if match:
-            return f"{match.group(1)}.{match.group(2)}"
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def model_requirements(model_dir: Path) -> list[str]:
-    """The pip requirements MLflow wrote with the model (comments and blank lines dropped)."""
-    path = model_dir / "requirements.txt"
-    if not path.is_file():
-        return []
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-def default_base_image(model_dir: Path) -> str:
-    return f"python:{model_python_version(model_dir)}-slim"
-
-
-def flavour_distribution(flavour: str | None) -> str | None:
-    """The installed distribution whose plugin provides ``flavour`` (None for the core's own)."""
-    if not flavour:
-        return None
-    from mltrack.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    contribution = manager.registry("flavours").get(flavour)
-    if contribution is None:
-        return None
-    info = manager.info(contribution.plugin)
-    return info.distribution if info is not None and info.distribution not in (None, "mltrack-core") else None
 
 
 def _source_of(distribution: str) -> tuple[str, Path | None]:
@@ -155,15 +122,17 @@ def write_build_context(
     wheels = dest / "wheels"
     wheels.mkdir(exist_ok=True)
     (wheels / ".keep").write_text("")  # COPY of an empty folder still needs something in it
+    environment = model_environment(model_dir)
     distributions = list(BASE_DISTRIBUTIONS)
-    extra = flavour_distribution(flavour)
+    extra = flavour_distribution(flavour) if flavour else environment.flavour_distribution
     if extra is not None and extra not in distributions:
         distributions.append(extra)
     ours = [_wheel_of(name, wheels) for name in distributions]
     # the model's own pins first: they are what it was trained and tested with
-    requirements = [*model_requirements(model_dir), *ours]
+    requirements = [*environment.requirements, *ours]
     (dest / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    dockerfile = render_dockerfile(base_image=base_image or default_base_image(model_dir), model=model)
+    base_image = base_image or f"python:{environment.python_version}-slim"
+    dockerfile = render_dockerfile(base_image=base_image, model=model)
     (dest / "Dockerfile").write_text(dockerfile)
     return BuildContext(path=dest, dockerfile=dockerfile, requirements=requirements)
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 
-from mltrack.providers import ModelRef
+from mltrack.extend import ModelRef
 
 MAX_NAME = 63
 TAG_DEPLOYMENT = "mltrack:deployment"

@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltrack.errors import DeploymentError
+from mltrack import DeploymentError
 
 ARCHIVE_NAME = "model.tar.gz"
 #: a fixed timestamp (2000-01-01) for every entry: reproducible, and not 0 which some tools reject

@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from mltrack.errors import ConfigError, CredentialsMissingError, DeploymentError, InvalidInputError
-from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
+from mltrack import ConfigError, CredentialsMissingError, DeploymentError, InvalidInputError
+from mltrack.extend import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 from mltrack_sagemaker.aws import AwsSession, aws_errors, error_code, error_message
 from mltrack_sagemaker.config import SageMakerDeploymentConfig, SageMakerSettings
 from mltrack_sagemaker.image import Docker, build_and_push, ecr_image_exists, ecr_image_uri, image_tag
@@ -39,7 +39,7 @@ from mltrack_sagemaker.names import (
 from mltrack_sagemaker.packaging import package_model
 
 if TYPE_CHECKING:
-    from mltrack.deployments import Deployment
+    from mltrack.extend import Deployment
 
 PENDING_STATES = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 FAILED_STATES = {"Failed", "UpdateRollbackFailed", "OutOfService"}

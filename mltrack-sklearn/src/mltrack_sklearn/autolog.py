@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from mltrack.autologging import Autologger
+from mltrack.extend import Autologger
 
 logger = logging.getLogger("mltrack.sklearn")
 
@@ -330,8 +330,7 @@ def _head(X: Any) -> Any:
 def param_values(params: dict[str, Any]) -> dict[str, Any]:
     """Params as MLTrack logs them: nested dicts flattened, scalars and lists of scalars
     kept, anything else described by its type; names MLflow refuses are left out."""
-    from mltrack.decorator import describe_object
-    from mltrack.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten
+    from mltrack.extend import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, describe_object, flatten
 
     values: dict[str, Any] = {}
     for key, value in flatten(params).items():
@@ -355,6 +354,6 @@ def param_values(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_text(value: Any) -> str:
-    from mltrack.validation import param_to_string
+    from mltrack.extend import param_to_string
 
     return param_to_string("value", value)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mltrack.flavours import Flavour
+from mltrack.extend import Flavour
 
 logger = logging.getLogger("mltrack.sklearn")
 
@@ -91,7 +91,7 @@ class SklearnFlavour(Flavour):
 
     def __init__(self, serialization_format: str = SKOPS) -> None:
         if serialization_format not in (SKOPS, CLOUDPICKLE):
-            from mltrack.errors import InvalidInputError
+            from mltrack import InvalidInputError
 
             raise InvalidInputError(
                 "serialization_format", serialization_format, f"must be {SKOPS!r} or {CLOUDPICKLE!r}"

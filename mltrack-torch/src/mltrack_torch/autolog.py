@@ -34,8 +34,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from mltrack import logging_api, runs
-from mltrack.autologging import Autologger
+import mltrack
+from mltrack.extend import Autologger
 
 if TYPE_CHECKING:
     import torch
@@ -134,7 +134,7 @@ def is_enabled() -> bool:
 
 def _after_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
     try:
-        run = runs.active_run()
+        run = mltrack.active_run()
         if run is None:
             return
         state = _optimizers.get(optimizer)
@@ -149,7 +149,7 @@ def _after_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> Non
                 lr = _host_number(lr)
                 if lr is None:
                     continue
-            logging_api.log_metric(name, lr, series.steps)
+            mltrack.log_metric(name, lr, series.steps)
     except Exception as exc:  # never break training over logging
         _warn("log the learning rate", exc)
 
@@ -169,7 +169,7 @@ def _host_number(value: Any) -> float | None:
 # -- the first step of an optimizer in a run ------------------------------------------------
 
 
-def _first_step(optimizer: torch.optim.Optimizer, run: runs.ActiveRun) -> _OptimizerState:
+def _first_step(optimizer: torch.optim.Optimizer, run: mltrack.ActiveRun) -> _OptimizerState:
     with _lock:
         run_log = _runs.get(run.run_id)
         if run_log is None:
@@ -180,7 +180,7 @@ def _first_step(optimizer: torch.optim.Optimizer, run: runs.ActiveRun) -> _Optim
             series = run_log.series[prefix] = _Series(prefix)
         state = _optimizers[optimizer] = _OptimizerState(run.run_id, series)
     try:
-        logging_api.log_params(params, run_id=run.run_id)
+        mltrack.log_params(params, run_id=run.run_id)
     except Exception as exc:
         _warn("log the optimizer's params", exc)
     try:
@@ -191,7 +191,7 @@ def _first_step(optimizer: torch.optim.Optimizer, run: runs.ActiveRun) -> _Optim
 
 
 def _hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    from mltrack.validation import param_to_string
+    from mltrack.extend import param_to_string
 
     found: dict[str, Any] = {"name": type(optimizer).__name__}
     groups = optimizer.param_groups
@@ -217,10 +217,10 @@ def _parameter_count(optimizer: torch.optim.Optimizer) -> int:
     return sum(p.numel() for p in unique.values())
 
 
-def _params_to_log(optimizer: torch.optim.Optimizer, run: runs.ActiveRun) -> tuple[str, dict[str, Any]]:
+def _params_to_log(optimizer: torch.optim.Optimizer, run: mltrack.ActiveRun) -> tuple[str, dict[str, Any]]:
     """The prefix and params of an optimizer: ``optimizer.`` unless the run already holds
     other values under it (params cannot change), then ``optimizer_2.``, ..."""
-    from mltrack.validation import param_to_string
+    from mltrack.extend import param_to_string
 
     hyper = _hyperparameters(optimizer)
     count = _parameter_count(optimizer)
@@ -327,7 +327,7 @@ def _remove_hooks(run_log: _RunLog) -> None:
 # -- the end of a run -----------------------------------------------------------------------
 
 
-def log_models_at_run_end(run: runs.ActiveRun, status: str) -> None:
+def log_models_at_run_end(run: mltrack.ActiveRun, status: str) -> None:
     """Log the modules a finishing run trained (called by the plugin's ``on_run_end``)."""
     with _lock:
         run_log = _runs.pop(run.run_id, None)
@@ -337,7 +337,7 @@ def log_models_at_run_end(run: runs.ActiveRun, status: str) -> None:
     if status != "FINISHED" or not run_log.modules:
         return
     try:
-        from mltrack.config import plugin_settings
+        from mltrack.extend import plugin_settings
 
         if not plugin_settings("torch").log_models:
             return
@@ -352,9 +352,8 @@ def log_models_at_run_end(run: runs.ActiveRun, status: str) -> None:
             _warn(f"log the trained model {name!r}", exc)
 
 
-def _log_model(run: runs.ActiveRun, module: Any, name: str, example: Any) -> None:
-    from mltrack.errors import InvalidInputError
-    from mltrack.models import log_model
+def _log_model(run: mltrack.ActiveRun, module: Any, name: str, example: Any) -> None:
+    from mltrack import InvalidInputError, log_model
 
     if run.store.client.list_artifacts(run.run_id, name):
         logger.info("mltrack: run %s already has an artifact %r; the trained model is not logged over it", run, name)

@@ -53,7 +53,7 @@ def resolve_map_location(map_location: MapLocation, saved_on: str | None) -> tor
     """
     import torch
 
-    from mltrack.errors import InvalidInputError
+    from mltrack import InvalidInputError
 
     if map_location is not None:
         try:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mltrack.errors import InvalidInputError, MLTrackError
-from mltrack.flavours import Flavour, Predictor
+from mltrack import InvalidInputError, MLTrackError
+from mltrack.extend import Flavour, Predictor
 from mltrack_torch.devices import (
     DEVICE_METADATA_KEY,
     MapLocation,

@@ -27,8 +27,8 @@ def load_model(
         factory: for the state-dict form only, builds the module to load the weights into
             instead of the factory saved with them.
     """
-    from mltrack.errors import InvalidInputError
-    from mltrack.models import flavour_of
+    from mltrack import InvalidInputError
+    from mltrack.extend import flavour_of
     from mltrack_torch.flavour import TorchFlavour, TorchStateDictFlavour
 
     path = _model_dir(model, version)
@@ -54,10 +54,10 @@ def _model_dir(model: str | Path, version: int | str) -> Path:
     if isinstance(model, str) and ":/" in model:
         import mlflow.artifacts
 
-        from mltrack.store import get_store
+        from mltrack.extend import get_store
 
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model, tracking_uri=get_store().tracking_uri))
     # the registry's own resolution and download cache, as mltrack.load_model uses them
-    from mltrack.models import _download, resolve_version
+    from mltrack.extend import download_model_version, resolve_version
 
-    return _download(resolve_version(str(model), version))
+    return download_model_version(resolve_version(str(model), version))

@@ -17,7 +17,7 @@ def _mlmodel(source: str) -> dict[str, Any] | None:
     import yaml
     from mlflow.artifacts import download_artifacts
 
-    from mltrack.store import get_store
+    from mltrack.extend import get_store
 
     with tempfile.TemporaryDirectory(prefix="mltrack-torch-ui-") as folder:
         try:

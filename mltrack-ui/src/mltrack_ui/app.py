@@ -15,9 +15,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from mltrack.errors import InvalidInputError, MLTrackError, StoreError
-from mltrack.secrets import mask_secrets
-from mltrack.store import MlflowStore, get_store
+from mltrack import InvalidInputError, MLTrackError, StoreError
+from mltrack.extend import MlflowStore, get_store, mask_secrets
 from mltrack_ui import artifacts, deployments_view, registry, store_summary
 from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, ProxyIdentity, auth_middleware, same_origin
 from mltrack_ui.downsample import MIN_POINTS
@@ -313,7 +312,7 @@ def create_app(
 
     @app.get("/-/plugins.json")
     def plugins_json() -> list[dict[str, Any]]:
-        from mltrack.plugins import get_plugin_manager
+        from mltrack import get_plugin_manager
 
         return [info.as_dict() for info in get_plugin_manager().plugin_infos()]
 
@@ -329,7 +328,7 @@ def create_app(
 
 def _mount_plugin_routes(app: FastAPI) -> None:
     """Mount each plugin's routers under ``/-/<plugin>/`` so plugins cannot collide."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack import get_plugin_manager
 
     pending: list[APIRouter] = []
     # call_each runs one implementation, then yields its plugin's name: what is pending then

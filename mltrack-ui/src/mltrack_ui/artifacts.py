@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mltrack.errors import MLTrackError, StoreError
-from mltrack.secrets import mask_secrets
-from mltrack.store import MlflowStore
+from mltrack import MLTrackError, StoreError
+from mltrack.extend import MlflowStore, mask_secrets
 
 PREVIEW_BYTES = 512 * 1024
 # Images a browser may show inline. SVG is excluded on purpose: it can carry script.

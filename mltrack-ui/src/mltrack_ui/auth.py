@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mltrack.errors import ConfigError
+from mltrack import ConfigError
 from mltrack_ui.settings import (
     DEFAULT_SESSION_MAX_AGE_S,
     TOKEN_HINT,

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from mltrack.errors import MLTrackError
+from mltrack import MLTrackError
 
 START_TIMEOUT_S = 30.0
 

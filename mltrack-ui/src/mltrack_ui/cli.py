@@ -26,7 +26,7 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
     import uvicorn
 
     from mltrack import configure
-    from mltrack.config import plugin_settings
+    from mltrack.extend import plugin_settings
     from mltrack_ui.app import create_app, static_dir
     from mltrack_ui.settings import UISettings
 

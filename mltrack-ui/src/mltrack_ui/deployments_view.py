@@ -1,6 +1,6 @@
 """Deployments as the UI shows them: the recorded ones, optionally with live provider status.
 
-``mltrack.deployments`` came with the deploy providers; against an older mltrack-core the
+The deployments API came with the deploy providers; against an older mltrack-core the
 page is simply empty (and says why) rather than broken.
 """
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
-from mltrack.secrets import mask_secrets
+from mltrack.extend import mask_secrets
 
 logger = logging.getLogger("mltrack.ui")
 
@@ -19,10 +20,11 @@ REFRESH_WORKERS = 8
 
 def deployments_module() -> Any | None:
     try:
-        from mltrack import deployments
+        from mltrack import list_deployments
+        from mltrack.extend import refresh_deployment
     except ImportError:
         return None
-    return deployments
+    return SimpleNamespace(list_deployments=list_deployments, refresh=refresh_deployment)
 
 
 def list_deployments(model_name: str | None = None, *, refresh: bool = False) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from mltrack.errors import InvalidInputError
-from mltrack.store import MlflowStore
+from mltrack import InvalidInputError
+from mltrack.extend import MlflowStore
 from mltrack_ui.downsample import MIN_POINTS, minmax_downsample
 from mltrack_ui.sql_store import sqlalchemy_store
 

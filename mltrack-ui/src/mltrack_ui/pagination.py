@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from mltrack.errors import InvalidInputError
+from mltrack import InvalidInputError
 from mltrack_ui.query_params import INT64_MAX
 
 _NOT_OURS = "is not a token this API returned"

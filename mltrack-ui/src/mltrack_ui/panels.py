@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mltrack.errors import MLTrackError
-from mltrack.plugins import get_plugin_manager
+from mltrack import MLTrackError, get_plugin_manager
 
 logger = logging.getLogger("mltrack.ui")
 

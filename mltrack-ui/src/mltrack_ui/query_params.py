@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mltrack.errors import InvalidInputError
+from mltrack import InvalidInputError
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)

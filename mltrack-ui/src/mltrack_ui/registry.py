@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltrack.models import model_versions
-from mltrack.secrets import mask_secrets
-from mltrack.store import MlflowStore
+from mltrack.extend import MlflowStore, mask_secrets, model_versions
 
 MAX_MODELS = 1000
 # MLflow keeps a model's version number in a 32-bit column (model_versions.version).

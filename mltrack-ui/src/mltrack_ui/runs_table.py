@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mltrack.errors import InvalidInputError
-from mltrack.store import MlflowStore
+from mltrack import InvalidInputError
+from mltrack.extend import MlflowStore
 from mltrack_ui.pagination import check_server_token, offset_from, offset_token
 from mltrack_ui.query_params import INT64_MAX, is_id, is_int64
 from mltrack_ui.sql_store import sqlalchemy_store

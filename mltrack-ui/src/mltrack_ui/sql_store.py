@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltrack.store import MlflowStore
+from mltrack.extend import MlflowStore
 
 SQL_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 

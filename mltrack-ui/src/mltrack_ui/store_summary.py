@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltrack.secrets import mask_secrets
-from mltrack.store import MlflowStore
+from mltrack.extend import MlflowStore, mask_secrets
 from mltrack_ui.runs_table import RunsQuery, search_runs_page
 from mltrack_ui.sql_store import sqlalchemy_store
 

@@ -219,19 +219,18 @@ def requirements_check_owed(path: Path) -> bool:
 
 def warn_requirement_mismatches(path: Path) -> None:
     """Log what MLflow's loader would have: model requirements this environment does not
-    meet, and a Python version other than the one the model was saved with."""
-    import platform
-
-    from mlflow.models import Model
+    meet, and a Python version other than the one the model was saved with (both read by
+    ``model_environment``, the rule the cloud providers' images use too)."""
     from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
-    requirements = path / "requirements.txt"
-    if requirements.is_file():
-        lines = [line.strip() for line in requirements.read_text().splitlines()]
-        warn_dependency_requirement_mismatches([line for line in lines if line and not line.startswith("#")])
-    saved = (Model.load(str(path / "MLmodel")).flavors.get("python_function") or {}).get("python_version")
-    running = platform.python_version()
-    if saved and saved.split(".")[:2] != running.split(".")[:2]:
+    from mltrack.model_env import model_environment, running_python
+
+    environment = model_environment(path)
+    if environment.requirements:
+        warn_dependency_requirement_mismatches(environment.requirements)
+    saved = environment.saved_python
+    running = running_python()
+    if saved and saved != running:
         logger.warning(
             "mltrack serve: the model was saved with Python %s and is served with Python %s; "
             "it may not load or behave the same",

@@ -1,0 +1,225 @@
+"""The extension surface: everything a plugin may use of MLTrack beyond the user API.
+
+A plugin imports only ``mltrack`` (the user API and the error classes), ``mltrack.hookspecs``
+(``hookimpl`` and the hook specifications), ``mltrack.testing`` (conformance suites and real
+local servers) and this module. Every other module of ``mltrack-core`` is internal and may
+change in any release; ``make lint`` (import-linter) refuses a plugin that imports one.
+
+Importing this module is cheap: each name is imported from where it lives when first used,
+so a plugin's modules can import from here at module level without loading MLflow, FastAPI
+or pydantic before they are needed.
+
+The names, by purpose (docs/plugin-authors.md lists them with one line each):
+
+- contract types: ``Flavour``, ``Predictor``, ``DeployProvider``, ``DeployPlan``, ``Deployment``,
+  ``DeploymentStatus``, ``DeploymentState``, ``ModelRef``, ``Progress``, ``NoSettings``, ``Sink``,
+  ``Batch``, ``Metric``, ``Param``, ``Tag``, ``Autologger``
+- settings: ``get_settings``, ``plugin_settings``, ``config_error_from``, ``get_plugin_manager``
+- models: ``resolve_version``, ``download_model_version``, ``model_versions``, ``flavour_of``,
+  ``get_flavour``, ``flavour_distribution``, ``model_environment``, ``ModelEnvironment``,
+  ``requirement_applies``
+- deployments: ``resolve_model_ref``, ``refresh_deployment``, ``config_table``, ``replace_generated``
+- params: ``param_to_string``, ``check_key``, ``flatten``, ``describe_object``, ``SCALAR_TYPES``,
+  ``MAX_PARAM_VALUE_LENGTH``
+- serving: ``create_app``, ``load_served_model``, ``serve``, ``check_health``, ``invoke``
+- store: ``MlflowStore``, ``get_store``, ``run_client``, ``store_errors``
+- runs and text: ``resolve_run_id``, ``short_run_id``, ``mask_secrets``, ``install_hint``
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # contract types
+    "Flavour": "mltrack.flavours",
+    "Predictor": "mltrack.flavours",
+    "DeployProvider": "mltrack.providers",
+    "DeployPlan": "mltrack.providers",
+    "DeploymentStatus": "mltrack.providers",
+    "DeploymentState": "mltrack.providers",
+    "ModelRef": "mltrack.providers",
+    "Progress": "mltrack.providers",
+    "NoSettings": "mltrack.providers",
+    "Deployment": "mltrack.deployments",
+    "Sink": "mltrack.sinks",
+    "Batch": "mltrack.records",
+    "Metric": "mltrack.records",
+    "Param": "mltrack.records",
+    "Tag": "mltrack.records",
+    "Autologger": "mltrack.autologging",
+    # settings and plugins
+    "get_settings": "mltrack.config",
+    "plugin_settings": "mltrack.config",
+    "config_error_from": "mltrack.config",
+    "get_plugin_manager": "mltrack.plugins",
+    # models
+    "resolve_version": "mltrack.models",
+    "model_versions": "mltrack.models",
+    "flavour_of": "mltrack.models",
+    "get_flavour": "mltrack.models",
+    "flavour_distribution": "mltrack.model_env",
+    "model_environment": "mltrack.model_env",
+    "ModelEnvironment": "mltrack.model_env",
+    "requirement_applies": "mltrack.model_env",
+    # deployments
+    "resolve_model_ref": "mltrack.deployments",
+    "config_table": "mltrack.config_docs",
+    "replace_generated": "mltrack.config_docs",
+    # the loggable-param rule
+    "param_to_string": "mltrack.validation",
+    "check_key": "mltrack.validation",
+    "flatten": "mltrack.validation",
+    "SCALAR_TYPES": "mltrack.validation",
+    "MAX_PARAM_VALUE_LENGTH": "mltrack.validation",
+    "describe_object": "mltrack.decorator",
+    # serving
+    "create_app": "mltrack.serving.app",
+    "load_served_model": "mltrack.serving.loading",
+    "serve": "mltrack.serving.server",
+    "check_health": "mltrack.serving.client",
+    "invoke": "mltrack.serving.client",
+    # store
+    "MlflowStore": "mltrack.store",
+    "get_store": "mltrack.store",
+    "store_errors": "mltrack.experiments",
+    # runs and text
+    "resolve_run_id": "mltrack.run_ids",
+    "short_run_id": "mltrack.run_ids",
+    "mask_secrets": "mltrack.secrets",
+    "install_hint": "mltrack.install_hint",
+}
+
+#: defined in this module (not re-exported from another)
+_OWN = ("download_model_version", "refresh_deployment", "run_client")
+
+# Spelled out (not derived from _EXPORTS) so type checkers see the public names; a test checks
+# that the three agree.
+__all__ = [
+    "MAX_PARAM_VALUE_LENGTH",
+    "SCALAR_TYPES",
+    "Autologger",
+    "Batch",
+    "DeployPlan",
+    "DeployProvider",
+    "Deployment",
+    "DeploymentState",
+    "DeploymentStatus",
+    "Flavour",
+    "Metric",
+    "MlflowStore",
+    "ModelEnvironment",
+    "ModelRef",
+    "NoSettings",
+    "Param",
+    "Predictor",
+    "Progress",
+    "Sink",
+    "Tag",
+    "check_health",
+    "check_key",
+    "config_error_from",
+    "config_table",
+    "create_app",
+    "describe_object",
+    "download_model_version",
+    "flatten",
+    "flavour_distribution",
+    "flavour_of",
+    "get_flavour",
+    "get_plugin_manager",
+    "get_settings",
+    "get_store",
+    "install_hint",
+    "invoke",
+    "load_served_model",
+    "mask_secrets",
+    "model_environment",
+    "model_versions",
+    "param_to_string",
+    "plugin_settings",
+    "refresh_deployment",
+    "replace_generated",
+    "requirement_applies",
+    "resolve_model_ref",
+    "resolve_run_id",
+    "resolve_version",
+    "run_client",
+    "serve",
+    "short_run_id",
+    "store_errors",
+]
+
+
+def download_model_version(version: Any) -> Path:
+    """The local directory of a registered model version (an MLflow ``ModelVersion``, as
+    :func:`resolve_version` returns it), downloaded once per store and cached.
+
+    This is the download ``mltrack.load_model`` uses: a plugin's own loader gets the same cache.
+    """
+    from mltrack.models import _download
+
+    return _download(version)
+
+
+def refresh_deployment(deployment: Deployment) -> Deployment:
+    """``deployment`` with its status asked from its provider now (the record is updated too)."""
+    from mltrack.deployments import refresh
+
+    return refresh(deployment)
+
+
+def run_client(run_id: str | None = None) -> Any:
+    """The ``mlflow.MlflowClient`` of the store that the active run (or the run ``run_id`` of
+    this process) logs to; raises ``NoActiveRunError`` when there is none."""
+    from mltrack.runs import current_run
+
+    return current_run(run_id).store.client
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mltrack.extend' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from mltrack.autologging import Autologger
+    from mltrack.config import config_error_from, get_settings, plugin_settings
+    from mltrack.config_docs import config_table, replace_generated
+    from mltrack.decorator import describe_object
+    from mltrack.deployments import Deployment, resolve_model_ref
+    from mltrack.experiments import store_errors
+    from mltrack.flavours import Flavour, Predictor
+    from mltrack.install_hint import install_hint
+    from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
+    from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
+    from mltrack.plugins import get_plugin_manager
+    from mltrack.providers import (
+        DeploymentState,
+        DeploymentStatus,
+        DeployPlan,
+        DeployProvider,
+        ModelRef,
+        NoSettings,
+        Progress,
+    )
+    from mltrack.records import Batch, Metric, Param, Tag
+    from mltrack.run_ids import resolve_run_id, short_run_id
+    from mltrack.secrets import mask_secrets
+    from mltrack.serving.app import create_app
+    from mltrack.serving.client import check_health, invoke
+    from mltrack.serving.loading import load_served_model
+    from mltrack.serving.server import serve
+    from mltrack.sinks import Sink
+    from mltrack.store import MlflowStore, get_store
+    from mltrack.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string
