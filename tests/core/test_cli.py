@@ -195,6 +195,16 @@ def test_config_show_json_names_the_source_of_each_value() -> None:
     assert rows["write_retries"]["source"] == "default"
 
 
+def test_config_show_json_names_every_source_of_the_plugin_sections() -> None:
+    assert settings_rows()["plugins"]["source"] == "environment variable MLTRACK_PLUGINS__SYSTEM__ENABLED"
+    Path("mltrack.toml").write_text('[plugins.fixture]\ngreeting = "hi"\n')
+    rows = settings_rows(env={"MLTRACK_PLUGINS__UI__PORT": "5051"})
+    assert rows["plugins"]["source"] == (
+        "environment variable MLTRACK_PLUGINS__SYSTEM__ENABLED; environment variable MLTRACK_PLUGINS__UI__PORT; "
+        f"{Path.cwd() / 'mltrack.toml'}"
+    )
+
+
 def test_config_show_json_shows_the_default_tracking_uri_in_force() -> None:
     rows = settings_rows()
     assert rows["tracking_uri"]["value"] == f"sqlite:///{Path.cwd() / 'mlflow.db'}"

@@ -369,6 +369,18 @@ def test_strict_mode_raises_when_a_plugin_raises_in_a_registration_hook(monkeypa
         manager.registry("settings")
 
 
+def test_strict_mode_fails_every_later_use_and_the_listing_when_a_registration_hook_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager = PluginManager(
+        strict=True,
+        entry_points=[in_memory_plugin(monkeypatch, "exploding", register_sinks=raises("registration exploded"))],
+    )
+    for use in (lambda: manager.registry("sinks"), manager.plugin_infos, lambda: manager.registry("flavours")):
+        with pytest.raises(PluginError, match="plugin 'exploding' failed: register_sinks raised RuntimeError"):
+            use()
+
+
 def test_registering_an_object_without_a_name_fails_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     manager = PluginManager(
         entry_points=[in_memory_plugin(monkeypatch, "nameless", register_sinks=registers(object()))]

@@ -133,14 +133,15 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def config_show(as_json: bool) -> None:
     """Show every setting in force and where its value comes from."""
-    from mltrack.config import describe_source, get_settings
+    from mltrack.config import describe_source, describe_table_source, get_settings
     from mltrack.config_files import config_file, pyproject_file
 
     settings = get_settings()
     rows = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
-        source = describe_source((name,))
+        # a table (the plugin sections) gathers keys from several sources: name them all
+        source = describe_table_source((name,)) if isinstance(value, dict) else describe_source((name,))
         if name == "tracking_uri" and value is None:
             value = settings.resolved_tracking_uri()
             source = describe_source((name,)) if "MLFLOW_TRACKING_URI" in os.environ else "default"

@@ -186,6 +186,32 @@ def describe_source(path: tuple[str, ...], overrides: dict[str, Any] | None = No
     return "default"
 
 
+def describe_table_source(path: tuple[str, ...], overrides: dict[str, Any] | None = None) -> str:
+    """Where the values of the table at ``path`` (e.g. ``("plugins",)``) come from.
+
+    A table gathers keys from several sources (``MLTRACK_PLUGINS__SYSTEM__ENABLED`` in the
+    environment, ``[plugins.fixture]`` in mltrack.toml): each one is named, highest precedence
+    first, joined by "; "; "default" when none sets anything.
+    """
+    found = []
+    if overrides and _lookup(overrides, path):
+        found.append("argument")
+    prefix = ENV_PREFIX + "__".join(path).upper()
+    for names, label in ((os.environ, "environment variable"), (_read_dotenv(), f".env file {Path('.env').resolve()}")):
+        under = sorted(n for n in names if n.upper() == prefix or n.upper().startswith(prefix + "__"))
+        if under and label == "environment variable":
+            found += [f"{label} {n}" for n in under]
+        elif under:
+            found.append(f"{label} ({', '.join(under)})")
+    toml = config_file()
+    if _lookup(_read_toml(toml), path):
+        found.append(f"{toml}")
+    pyproject = pyproject_file()
+    if _lookup(_read_toml(pyproject, ("tool", "mltrack")), path):
+        found.append(f"{pyproject} [tool.mltrack]")
+    return "; ".join(found) or "default"
+
+
 def _fix_hint(source: str) -> str:
     if source.startswith("environment variable"):
         return f"fix or unset the {source}"

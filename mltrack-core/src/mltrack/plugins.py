@@ -4,7 +4,8 @@ Plugins are found through the ``mltrack`` entry-point group and loaded lazily, t
 first time something needs them, each inside its own try/except: a plugin that fails
 to import, implements an unknown hook or raises while registering is marked
 ``failed`` with a one-line reason and everything else keeps working. Under
-``MLTRACK_STRICT_PLUGINS=1`` (the project's own tests) such failures are raised.
+``MLTRACK_STRICT_PLUGINS=1`` (the project's own tests) every such failure raises
+``PluginError``, and so does every later use of that manager.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class PluginManager:
         self._validators: dict[str, Validator] = {}
         self._warned: set[tuple[str, str]] = set()
         self._modules: dict[str, Any] = {}
+        # strict mode: the first plugin failure, raised again by every later use of the manager
+        self._strict_failure: PluginError | None = None
 
     @classmethod
     def from_environment(cls) -> PluginManager:
@@ -149,6 +152,8 @@ class PluginManager:
     def load(self) -> None:
         """Register the built-in plugin and every enabled entry point (idempotent)."""
         with self._lock:
+            if self._strict_failure is not None:
+                raise self._strict_failure
             if self._loaded:
                 return
             self._loaded = True
@@ -252,7 +257,12 @@ class PluginManager:
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:
         if self.strict:
-            raise PluginError(f"plugin {info.name!r} failed: {info.reason}") from exc
+            # every failure alike (import, unknown hook, a registration hook that raises), and for
+            # good: a later use must not go on as if the failed plugin had never been there
+            failure = PluginError(f"plugin {info.name!r} failed: {info.reason}")
+            failure.__cause__ = exc
+            self._strict_failure = failure
+            raise failure
         logger.warning("mltrack plugin %r %s: %s", info.name, info.status, info.reason)
 
     # -- calling hooks with provenance and isolation ------------------------------
@@ -357,7 +367,8 @@ class PluginManager:
                     owners = collisions.setdefault(contribution.name, [previous.plugin])
                     owners.append(contribution.plugin)
                     if self.strict:
-                        raise PluginCollisionError(_collision_message(kind, contribution.name, owners))
+                        self._strict_failure = PluginCollisionError(_collision_message(kind, contribution.name, owners))
+                        raise self._strict_failure
                     logger.warning(_collision_message(kind, contribution.name, owners))
                     continue
                 found[contribution.name] = contribution
@@ -414,6 +425,8 @@ class PluginManager:
             try:
                 registry = self.registry(kind)
             except PluginError:
+                if self.strict:
+                    raise
                 continue
             for contribution in registry.values():
                 self._infos[contribution.plugin].contributes.setdefault(kind, []).append(contribution.name)
