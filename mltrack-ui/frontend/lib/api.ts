@@ -16,6 +16,26 @@ export const AUTH_REQUIRED_EVENT = "mltrack:auth-required";
 
 type Query = Record<string, string | number | boolean | null | undefined | string[]>;
 
+let apiBaseUrl: Promise<string> | null = null;
+
+/**
+ * Where the API lives: `apiBaseUrl` of the `config.json` served beside the front end (a front end
+ * hosted on another origin, e.g. Vercel, names the UI server there at deploy time, no rebuild),
+ * else "" (this origin, as `mltrack ui` serves it). Read once per page load.
+ */
+export function apiBase(): Promise<string> {
+  apiBaseUrl ??= fetch("/config.json", { cache: "no-cache" })
+    .then((response) => (response.ok ? (response.json() as Promise<{ apiBaseUrl?: unknown }>) : {}))
+    .then((config) => (typeof config.apiBaseUrl === "string" ? config.apiBaseUrl.replace(/\/+$/, "") : ""))
+    .catch(() => "");
+  return apiBaseUrl;
+}
+
+/** Cookies go to another origin only when the API is there (its CORS allow-list must name this one). */
+function credentialsFor(base: string): RequestCredentials {
+  return base ? "include" : "same-origin";
+}
+
 export function apiUrl(path: string, query: Query = {}): string {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
@@ -28,8 +48,10 @@ export function apiUrl(path: string, query: Query = {}): string {
 }
 
 export async function getJson<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
+  const base = await apiBase();
   const url = apiUrl(path, query);
-  const response = await (takeEarly(url) ?? fetch(url, { credentials: "same-origin", signal }));
+  const response = await ((base ? undefined : takeEarly(url)) ??
+    fetch(base + url, { credentials: credentialsFor(base), signal }));
   if (response.status === 401) {
     window.dispatchEvent(new Event(AUTH_REQUIRED_EVENT));
   }
@@ -70,9 +92,10 @@ export function authStatus(): Promise<AuthState> {
 }
 
 export async function login(token: string): Promise<boolean> {
-  const response = await fetch("/api/auth/login", {
+  const base = await apiBase();
+  const response = await fetch(`${base}/api/auth/login`, {
     method: "POST",
-    credentials: "same-origin",
+    credentials: credentialsFor(base),
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ token }),
   });

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -112,6 +113,7 @@ def create_app(
     trusted_proxies: Sequence[str] = (),
     refresh_deployments: bool = True,
     frontend: Path | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` with neither a
     token nor a trusted proxy user header."""
@@ -131,6 +133,18 @@ def create_app(
     app.middleware("http")(auth_middleware(policy))
     # JSON pages and the front end's scripts shrink ~5x; matters once the UI is used over a network.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    allowed_origins = frozenset(cors_origins)
+    if allowed_origins:
+        # Added last, so outermost: a preflight is answered before the auth check (it carries no
+        # credentials), and only the listed origins may read answers or send the login cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(allowed_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+            max_age=600,
+        )
 
     @app.exception_handler(MLTrackError)
     async def mltrack_error(request: Request, exc: MLTrackError) -> JSONResponse:
@@ -193,7 +207,7 @@ def create_app(
     @api.post("/auth/logout")
     def logout(request: Request) -> Response:
         # A form on another site could otherwise post here and sign the user out.
-        if not same_origin(request):
+        if not same_origin(request) and request.headers.get("origin") not in allowed_origins:
             return _error_response(
                 403, "logout is accepted only from the UI's own pages", "sign out from the UI in your browser"
             )

@@ -44,6 +44,7 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
         trusted_proxy_user_header=settings.trusted_proxy_user_header,
         trusted_proxies=settings.trusted_proxies,
         refresh_deployments=settings.refresh_deployments,
+        cors_origins=settings.cors_origins,
     )
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
     # Bind before announcing anything: a busy port is one line with a hint, not a banner

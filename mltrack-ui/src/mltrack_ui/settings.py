@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -60,6 +61,17 @@ def parse_network(entry: str) -> IPNetwork:
         ) from None
 
 
+def normal_origin(entry: str) -> str:
+    """``entry`` as a browser sends it in ``Origin`` (no trailing slash), else a ValueError saying the fix."""
+    parts = urlsplit(entry.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(
+            f"{entry!r} is not an origin: write scheme://host[:port], e.g. https://mltrack.example.com "
+            "(no path, no wildcard)"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 class UISettings(BaseModel):
     """Where ``mltrack ui`` listens and who may use it."""
 
@@ -97,6 +109,11 @@ class UISettings(BaseModel):
     refresh_deployments: bool = Field(
         True, description="ask deploy providers for live status when the deployments page loads"
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port]) whose pages may call the API with credentials, e.g. a front "
+        "end hosted on Vercel (a list, or comma-separated); empty: the UI's own origin only",
+    )
 
     @field_validator("auth_token")
     @classmethod
@@ -133,6 +150,19 @@ class UISettings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # An allow-list, never a wildcard: credentialed CORS with "*" would let every site use a login.
+        return [normal_origin(entry) for entry in value]
 
     @field_validator("trusted_proxies")
     @classmethod
