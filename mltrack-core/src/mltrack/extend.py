@@ -18,7 +18,8 @@ The names, by purpose (docs/plugin-authors.md lists them with one line each):
 - models: ``resolve_version``, ``download_model_version``, ``model_versions``, ``flavour_of``,
   ``get_flavour``, ``flavour_distribution``, ``model_environment``, ``ModelEnvironment``,
   ``requirement_applies``
-- deployments: ``resolve_model_ref``, ``refresh_deployment``, ``config_table``, ``replace_generated``
+- deployments: ``resolve_model_ref``, ``refresh_deployment``, ``config_table``, ``replace_generated``;
+  the provider kit ``ProcessProvider``, ``ProcessDeploymentConfig``, ``serve_command``
 - params: ``param_to_string``, ``check_key``, ``flatten``, ``describe_object``, ``SCALAR_TYPES``,
   ``MAX_PARAM_VALUE_LENGTH``
 - serving: ``create_app``, ``load_served_model``, ``serve``, ``check_health``, ``invoke``
@@ -43,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     "ModelRef": "mltrack.providers",
     "Progress": "mltrack.providers",
     "NoSettings": "mltrack.providers",
+    "ProcessProvider": "mltrack.process_provider",
+    "ProcessDeploymentConfig": "mltrack.process_provider",
+    "serve_command": "mltrack.process_provider",
     "Deployment": "mltrack.deployments",
     "Sink": "mltrack.sinks",
     "Batch": "mltrack.records",
@@ -115,6 +119,8 @@ __all__ = [
     "NoSettings",
     "Param",
     "Predictor",
+    "ProcessDeploymentConfig",
+    "ProcessProvider",
     "Progress",
     "Sink",
     "Tag",
@@ -148,6 +154,7 @@ __all__ = [
     "resolve_version",
     "run_client",
     "serve",
+    "serve_command",
     "short_run_id",
     "store_errors",
 ]
@@ -204,6 +211,7 @@ if TYPE_CHECKING:
     from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
     from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
     from mltrack.plugins import get_plugin_manager
+    from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
     from mltrack.providers import (
         DeploymentState,
         DeploymentStatus,

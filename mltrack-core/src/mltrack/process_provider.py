@@ -93,7 +93,9 @@ def serve_command(
         model_dir: an MLflow model directory (``ModelRef.download()`` gives one).
         python: the interpreter to run it with (default: this one); it needs ``mltrack-core``
             and the model's flavour installed.
-        workers, max_batch_size, max_wait_ms: ``mltrack serve`` options (None: its defaults).
+        workers: ``mltrack serve --workers``.
+        max_batch_size: ``mltrack serve --max-batch-size`` (None: its default).
+        max_wait_ms: ``mltrack serve --max-wait-ms`` (None: its default).
     """
     command = [python or sys.executable, "-m", "mltrack", "serve", str(model_dir), "--host", host]
     command += ["--port", str(port), "--workers", str(workers)]

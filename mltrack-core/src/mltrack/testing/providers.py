@@ -25,7 +25,10 @@ silently (``@overrides_standard_test("why")``).
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
+import tempfile
 import types
 from collections.abc import Iterator
 from importlib import metadata
@@ -54,6 +57,28 @@ class _ScaledSum:
 
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
         return ((frame["x"] + frame["y"]) * self.factor).astype(float).to_numpy()
+
+
+_store_template: Path | None = None
+
+
+def _fresh_store(folder: Path) -> str:
+    """A new, empty MLflow sqlite store in ``folder``, copied from one migrated once per process:
+    MLflow's migrations take seconds, which every test of the suite would otherwise pay."""
+    global _store_template
+    if _store_template is None or not _store_template.exists():
+        import mlflow
+
+        template = Path(tempfile.mkdtemp(prefix="mltrack-conformance-")) / "template.db"
+        here = Path.cwd()
+        os.chdir(template.parent)  # the Default experiment's artifact root is made where the store is
+        try:
+            mlflow.MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+        finally:
+            os.chdir(here)
+        _store_template = template
+    shutil.copyfile(_store_template, folder / "conformance.db")
+    return f"sqlite:///{folder / 'conformance.db'}"
 
 
 class ProviderConformance:
@@ -98,7 +123,7 @@ class ProviderConformance:
         from mltrack import config, plugins, store
 
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("MLTRACK_TRACKING_URI", f"sqlite:///{tmp_path / 'conformance.db'}")
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", _fresh_store(tmp_path))
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
         config.reset_settings()
         store._stores.clear()
