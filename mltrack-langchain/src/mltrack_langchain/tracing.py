@@ -3,11 +3,13 @@
 :class:`MLTrackCallbackHandler` records every call LangChain reports (chains, prompts,
 parsers, LLMs, chat models, tools, retrievers): its name, run type, parent, latency,
 token usage when the model reports it, inputs and outputs. Each top-level invocation is
-one trace. When a trace ends its aggregate metrics are logged (``langchain.calls``,
+one trace, recorded as an MLflow trace linked to the run (:mod:`mltrack_langchain.mlflow_traces`:
+``mlflow.search_traces(run_id=...)`` and MLflow's trace view find it). When a trace ends its
+aggregate metrics are logged (``langchain.calls``,
 ``langchain.latency_s``, ``langchain.tokens.total``, ... at step 0, 1, 2... per run),
 and its calls are kept until the run ends, when they are written as the JSON-lines
-artifact ``traces/langchain.jsonl`` (one line per call; :func:`flush_traces` writes
-earlier). Calls made while no run is active are not recorded.
+artifact ``traces/langchain.jsonl`` (one line per call, an export; :func:`flush_traces`
+writes earlier). Calls made while no run is active are not recorded.
 
 ``mltrack.autolog("langchain")`` attaches a handler to every invocation through
 LangChain's configure hooks (:func:`enable_autolog`), process-wide, so calls from
@@ -63,10 +65,12 @@ class _Span:
     run_type: str
     start_time_ms: int
     started: float  # perf_counter(), for the latency
+    start_ns: int
     inputs: Any
     tags: list[str]
     model: str | None = None
     end_time_ms: int | None = None
+    end_ns: int | None = None
     latency_s: float | None = None
     status: str = "running"
     outputs: Any = None
@@ -173,7 +177,10 @@ def flush_traces(run_id: str | None = None) -> int:
 
 def write_traces_at_run_end(run_id: str) -> None:
     """Write the run's trace artifact and forget its calls (the plugin's ``on_run_end``)."""
+    from mltrack_langchain import mlflow_traces
+
     try:
+        mlflow_traces.flush()
         flush_traces(run_id)
     finally:
         _store.close(run_id)
@@ -363,6 +370,7 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
             run_type=run_type,
             start_time_ms=_now_ms(),
             started=time.perf_counter(),
+            start_ns=time.time_ns(),
             inputs=_jsonable(inputs, trace.max_text_chars) if trace.log_inputs_outputs else None,
             tags=list(tags or []),
             model=model,
@@ -385,6 +393,7 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
         trace = span.trace
         span.latency_s = time.perf_counter() - span.started
         span.end_time_ms = _now_ms()
+        span.end_ns = time.time_ns()
         span.tokens = tokens
         if error is not None:
             span.status = "error"
@@ -417,6 +426,7 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
         lines = [json.dumps(s.record(), default=str) + "\n" for s in spans]
         if not _store.add(trace.run_id, lines):
             return  # the run ended while this invocation was still going
+        _export_mlflow_trace(trace, root, spans)
         try:
             mltrack.log_metrics(metrics, step=trace.step, run_id=trace.run_id)
         except MLTrackError as exc:
@@ -523,6 +533,36 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, error=error)
+
+
+def _export_mlflow_trace(trace: _Trace, root: _Span, spans: list[_Span]) -> None:
+    from mltrack_langchain import mlflow_traces
+
+    try:
+        tracking_uri = _client(trace.run_id).tracking_uri
+    except Exception as exc:  # tracing never fails the invocation
+        logger.debug("mltrack: no store for LangChain trace of run %s: %s", trace.run_id, exc)
+        return
+    end_ns = root.end_ns or time.time_ns()
+    finished = [
+        mlflow_traces.FinishedSpan(
+            span_id=s.span_id,
+            parent_id=s.parent_id,
+            name=s.name,
+            run_type=s.run_type,
+            start_ns=s.start_ns,
+            end_ns=s.end_ns or end_ns,
+            ok=s.status == "ok",
+            # a call still open when its invocation returned (an abandoned stream) did not finish
+            error=s.error if s.status != "running" else "did not finish",
+            inputs=s.inputs,
+            outputs=s.outputs,
+            tokens=s.tokens,
+            model=s.model,
+        )
+        for s in [root, *(s for s in spans if s is not root)]
+    ]
+    mlflow_traces.export_trace(trace.run_id, tracking_uri, finished)
 
 
 def _model_name(kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> str | None:
