@@ -4,6 +4,8 @@ import type { ReactNode } from "react";
 
 import type { Panel } from "@/lib/types";
 
+import { Num } from "./Num";
+
 export function StatusBadge({ status }: { status: string }) {
   return <span className={`badge status-${status.toLowerCase()}`}>{status}</span>;
 }
@@ -80,5 +82,25 @@ export function Panels({ panels }: { panels: Panel[] }) {
         </section>
       ))}
     </>
+  );
+}
+
+/** Metric values to a few significant digits (exact on hover), sorted by key. */
+export function MetricValues({ values, empty = "none" }: { values: Record<string, number | null>; empty?: string }) {
+  const keys = Object.keys(values).sort();
+  if (keys.length === 0) return <p className="muted">{empty}</p>;
+  return (
+    <table className="kv" data-testid="metric-values">
+      <tbody>
+        {keys.map((key) => (
+          <tr key={key}>
+            <th>{key}</th>
+            <td className="num">
+              <Num value={values[key]} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

@@ -43,6 +43,19 @@ export interface Summary {
   status_counts: Record<string, number>;
   recent_runs: RunRow[];
   models: number;
+  experiment_list?: { experiment_id: string; name: string; run_counts: Record<string, number> }[];
+  experiment_names?: Record<string, string>;
+  best_metrics?: BestMetric[];
+}
+
+export interface BestMetric {
+  key: string;
+  value: number;
+  goal: "min" | "max";
+  runs: number;
+  run_id: string;
+  run_name: string | null;
+  experiment_id: string;
 }
 
 export interface Series {
@@ -50,6 +63,8 @@ export interface Series {
   key: string;
   steps: number[];
   values: number[];
+  /** epoch ms of each point (absent from an older server) */
+  timestamps?: number[];
   total: number;
   nonfinite: number;
   downsampled: boolean;

@@ -1,17 +1,35 @@
 "use client";
 
+import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useMemo, useState } from "react";
 
 import { ErrorNote, Loading, Section } from "@/components/Common";
-import { MetricChart } from "@/components/MetricChart";
-import { RunLink } from "@/components/RunLink";
-import { formatNumber } from "@/lib/format";
-import type { RunsPage } from "@/lib/types";
+import { MetricPanel } from "@/components/MetricPanel";
+import { Num } from "@/components/Num";
+import { useExperimentNames } from "@/lib/experiments";
+import { formatValue } from "@/lib/numbers";
+import { runColour, runLabels } from "@/lib/runColour";
+import type { RunRow, RunsPage } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
 function quoted(id: string): string {
   return `'${id.replace(/[^0-9a-zA-Z_-]/g, "")}'`;
+}
+
+function RunHeads({ runs, labels }: { runs: RunRow[]; labels: Record<string, string> }) {
+  return (
+    <>
+      {runs.map((r) => (
+        <th key={r.run_id} title={`run ${r.run_id}`}>
+          <span className="run-dot" style={{ background: runColour(r.run_id) }} />
+          <Link prefetch={false} href={`/run/?id=${encodeURIComponent(r.run_id)}`} data-testid="run-link">
+            {labels[r.run_id]}
+          </Link>
+        </th>
+      ))}
+    </>
+  );
 }
 
 function CompareView() {
@@ -21,71 +39,94 @@ function CompareView() {
     filter: `attributes.run_id IN (${ids.map(quoted).join(", ")})`,
     page_size: Math.max(ids.length, 1),
   });
+  const experimentNames = useExperimentNames();
   const runs = useMemo(() => data?.runs ?? [], [data]);
-  const names = useMemo(() => Object.fromEntries(runs.map((r) => [r.run_id, r.run_name ?? r.run_id.slice(0, 8)])), [runs]);
+  const labels = useMemo(() => runLabels(runs), [runs]);
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
   const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
   const runIds = useMemo(() => runs.map((r) => r.run_id), [runs]);
+  const experiments = [...new Set(runs.map((r) => r.experiment_id))];
 
   if (ids.length === 0) return <><h1>Compare runs</h1><p className="muted">Select runs on the Runs page and press Compare.</p></>;
   return (
     <>
       <h1>Compare {ids.length} runs</h1>
+      {experiments.length > 0 && (
+        <p className="muted" data-testid="compare-experiments">
+          {experiments.length === 1 ? "experiment " : "experiments "}
+          {experiments.map((e, i) => (
+            <span key={e}>
+              {i > 0 && ", "}
+              <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(e)}`} title={`experiment ${e}`}>
+                {experimentNames[e] ?? e}
+              </Link>
+            </span>
+          ))}
+        </p>
+      )}
       <ErrorNote error={error} />
       <Loading when={loading} />
       {data && (
         <>
-          <Section title="Parameters">
-            <label>
-              <input type="checkbox" checked={onlyDiffs} onChange={(e) => setOnlyDiffs(e.target.checked)} /> only differences
-            </label>
-            <div className="table-wrap">
-              <table className="grid diff" data-testid="params-diff">
-                <thead>
-                  <tr>
-                    <th>param</th>
-                    {runs.map((r) => (
-                      <th key={r.run_id}>
-                        <RunLink runId={r.run_id} name={r.run_name} />
-                      </th>
-                    ))}
-                  </tr>
-                </thead>
-                <tbody>
-                  {paramKeys.map((key) => {
-                    const values = runs.map((r) => r.params[key]);
-                    const differs = new Set(values).size > 1;
-                    if (onlyDiffs && !differs) return null;
-                    return (
+          <div className={runs.length > 4 ? undefined : "two"}>
+            <Section title="Metrics (latest)">
+              <div className="table-wrap">
+                <table className="grid" data-testid="metrics-diff">
+                  <thead>
+                    <tr>
+                      <th>metric</th>
+                      <RunHeads runs={runs} labels={labels} />
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {metricKeys.map((key) => (
                       <tr key={key}>
                         <th>{key}</th>
-                        {values.map((v, i) => (
-                          <td key={i} className={differs ? "differs" : undefined}>
-                            {v ?? "—"}
+                        {runs.map((r) => (
+                          <td key={r.run_id} className="num">
+                            <Num value={r.metrics[key]} />
                           </td>
                         ))}
                       </tr>
-                    );
-                  })}
-                  {metricKeys.map((key) => (
-                    <tr key={`m-${key}`}>
-                      <th>metrics.{key}</th>
-                      {runs.map((r) => (
-                        <td key={r.run_id} className="num">
-                          {formatNumber(r.metrics[key])}
-                        </td>
-                      ))}
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            </Section>
+            <Section title="Parameters">
+              <label>
+                <input type="checkbox" checked={onlyDiffs} onChange={(e) => setOnlyDiffs(e.target.checked)} /> only differences
+              </label>
+              <div className="table-wrap">
+                <table className="grid diff" data-testid="params-diff">
+                  <thead>
+                    <tr>
+                      <th>param</th>
+                      <RunHeads runs={runs} labels={labels} />
                     </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          </Section>
-          <div className="charts">
-            {metricKeys.map((key) => (
-              <MetricChart key={key} metricKey={key} runIds={runIds} runNames={names} />
-            ))}
+                  </thead>
+                  <tbody>
+                    {paramKeys.map((key) => {
+                      const values = runs.map((r) => r.params[key]);
+                      const differs = new Set(values).size > 1;
+                      if (onlyDiffs && !differs) return null;
+                      return (
+                        <tr key={key}>
+                          <th title={key}>{key}</th>
+                          {values.map((v, i) => (
+                            <td key={i} className={differs ? "differs" : undefined} title={v ?? ""}>
+                              {v === undefined ? "—" : formatValue(v)}
+                            </td>
+                          ))}
+                        </tr>
+                      );
+                    })}
+                  </tbody>
+                </table>
+              </div>
+            </Section>
           </div>
+          <MetricPanel metricKeys={metricKeys} runIds={runIds} runLabels={labels} />
         </>
       )}
     </>

@@ -4,6 +4,7 @@ import Link from "next/link";
 import { useState } from "react";
 
 import { ErrorNote, Loading, StatusBadge } from "@/components/Common";
+import { When } from "@/components/When";
 import type { DeploymentsAnswer } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -51,9 +52,19 @@ export default function Deployments() {
                   <td>
                     <StatusBadge status={d.status} />
                   </td>
-                  <td>{d.url ?? ""}</td>
+                  <td>
+                    {d.url && /^https?:\/\//i.test(d.url) ? (
+                      <a href={d.url} target="_blank" rel="noopener noreferrer" data-testid="deployment-url">
+                        {d.url}
+                      </a>
+                    ) : (
+                      (d.url ?? "")
+                    )}
+                  </td>
                   <td>{d.refresh_error ?? d.message}</td>
-                  <td>{d.updated_at}</td>
+                  <td>
+                    <When at={d.updated_at} />
+                  </td>
                 </tr>
               ))}
             </tbody>

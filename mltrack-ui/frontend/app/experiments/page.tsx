@@ -3,7 +3,7 @@
 import Link from "next/link";
 
 import { ErrorNote, Loading } from "@/components/Common";
-import { formatTime } from "@/lib/format";
+import { When } from "@/components/When";
 import type { Experiment } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -41,7 +41,7 @@ export default function Experiments() {
                     <td className="num">{e.run_counts.FINISHED ?? 0}</td>
                     <td className="num">{e.run_counts.FAILED ?? 0}</td>
                     <td className="num">{e.run_counts.RUNNING ?? 0}</td>
-                    <td>{formatTime(e.creation_time)}</td>
+                    <td><When at={e.creation_time} /></td>
                   </tr>
                 );
               })}

@@ -5,7 +5,7 @@ import { Suspense, useState } from "react";
 
 import { ErrorNote, KeyValues, Loading, Panels, Section, StatusBadge } from "@/components/Common";
 import { RunLink } from "@/components/RunLink";
-import { formatTime } from "@/lib/format";
+import { When } from "@/components/When";
 import type { ModelDetail, Panel } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -52,7 +52,7 @@ function ModelView() {
                     <td>{v.aliases.map((a) => `@${a}`).join(", ")}</td>
                     <td>{v.status}</td>
                     <td>{v.run_id ? <RunLink runId={v.run_id} name={v.run_id.slice(0, 8)} /> : ""}</td>
-                    <td>{formatTime(v.creation_timestamp)}</td>
+                    <td><When at={v.creation_timestamp} /></td>
                     <td>
                       {v.deployments.map((d) => (
                         <span key={d.id}>

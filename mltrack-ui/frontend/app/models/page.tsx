@@ -3,7 +3,7 @@
 import Link from "next/link";
 
 import { ErrorNote, Loading } from "@/components/Common";
-import { formatTime } from "@/lib/format";
+import { When } from "@/components/When";
 import type { ModelSummary } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -39,7 +39,7 @@ export default function Models() {
                       .map(([alias, version]) => `@${alias} → v${version}`)
                       .join(", ")}
                   </td>
-                  <td>{formatTime(m.last_updated_timestamp)}</td>
+                  <td><When at={m.last_updated_timestamp} /></td>
                   <td>{m.description}</td>
                 </tr>
               ))}

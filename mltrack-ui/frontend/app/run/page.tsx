@@ -5,11 +5,18 @@ import { useSearchParams } from "next/navigation";
 import { Suspense, useState } from "react";
 
 import { ArtifactBrowser } from "@/components/ArtifactBrowser";
-import { ErrorNote, KeyValues, Loading, Panels, Section, StatusBadge } from "@/components/Common";
-import { MetricChart } from "@/components/MetricChart";
-import { formatDuration, formatTime } from "@/lib/format";
+import { ErrorNote, KeyValues, Loading, MetricValues, Panels, Section, StatusBadge } from "@/components/Common";
+import { MetricPanel } from "@/components/MetricPanel";
+import { Updated } from "@/components/Updated";
+import { When } from "@/components/When";
+import { useExperimentNames } from "@/lib/experiments";
+import { formatDuration } from "@/lib/format";
+import { runColour, shortId } from "@/lib/runColour";
 import type { Panel, RunDetail } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
+
+/** A running run's page asks again this often; a finished one is asked once. */
+const LIVE_REFRESH_MS = 5000;
 
 const TABS = ["overview", "charts", "artifacts"] as const;
 
@@ -17,8 +24,13 @@ function RunView() {
   const runId = useSearchParams().get("id") ?? "";
   const [tab, setTab] = useState<(typeof TABS)[number]>("overview");
   const path = runId ? `/api/runs/${encodeURIComponent(runId)}` : null;
-  const { data: run, error, loading } = useApi<RunDetail>(path);
+  const [live, setLive] = useState(false);
+  const { data: run, error, loading, updatedAt } = useApi<RunDetail>(path, {}, { refreshMs: live ? LIVE_REFRESH_MS : null });
   const panels = useApi<Panel[]>(path && `${path}/panels`);
+  const experimentNames = useExperimentNames();
+  const running = run?.status === "RUNNING";
+  // Poll only while the run is RUNNING: the answer that says it ended stops the polling.
+  if (run && running !== live) setLive(running);
 
   if (!runId) return <p className="error">No run id given.</p>;
   const metricKeys = Object.keys(run?.metrics ?? {}).sort();
@@ -28,10 +40,25 @@ function RunView() {
       <Loading when={loading} />
       {run && (
         <>
-          <h1 data-testid="run-name">{run.run_name || run.run_id}</h1>
-          <p>
-            <StatusBadge status={run.status} /> <span className="muted">run {run.run_id} · experiment </span>
-            <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(run.experiment_id)}`}>{run.experiment_id}</Link>
+          <h1 data-testid="run-name" title={`run ${run.run_id}`}>
+            <span className="run-dot" style={{ background: runColour(run.run_id) }} />
+            {run.run_name || shortId(run.run_id)}
+          </h1>
+          <p className="run-header">
+            <StatusBadge status={run.status} /> <span className="muted">experiment </span>
+            <Link
+              prefetch={false}
+              href={`/runs/?experiment=${encodeURIComponent(run.experiment_id)}`}
+              title={`experiment ${run.experiment_id}`}
+              data-testid="run-experiment"
+            >
+              {experimentNames[run.experiment_id] ?? run.experiment_id}
+            </Link>
+            <span className="muted" title={run.run_id}>
+              {" "}
+              · id {shortId(run.run_id)} · started <When at={run.start_time} />
+            </span>{" "}
+            {(live || running) && <Updated at={updatedAt} live={running} />}
           </p>
           <div className="tabs">
             {TABS.map((t) => (
@@ -46,8 +73,9 @@ function RunView() {
                 <Section title="Run">
                   <KeyValues
                     values={{
-                      started: formatTime(run.start_time),
-                      ended: formatTime(run.end_time),
+                      "run id": run.run_id,
+                      started: run.start_time ? new Date(run.start_time).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "",
+                      ended: run.end_time ? new Date(run.end_time).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "",
                       duration: formatDuration(run.start_time, run.end_time),
                       user: run.user_id,
                       "artifact location": run.artifact_uri,
@@ -55,7 +83,7 @@ function RunView() {
                   />
                 </Section>
                 <Section title="Metrics (latest)">
-                  <KeyValues values={run.metrics} />
+                  <MetricValues values={run.metrics} />
                 </Section>
                 <Section title="Parameters">
                   <KeyValues values={run.params} />
@@ -71,12 +99,12 @@ function RunView() {
             </>
           )}
           {tab === "charts" && (
-            <div className="charts">
-              {metricKeys.length === 0 && <p className="muted">This run has no metrics.</p>}
-              {metricKeys.map((key) => (
-                <MetricChart key={key} metricKey={key} runIds={[run.run_id]} runNames={{ [run.run_id]: run.run_name ?? "" }} />
-              ))}
-            </div>
+            <MetricPanel
+              metricKeys={metricKeys}
+              runIds={[run.run_id]}
+              runLabels={{ [run.run_id]: run.run_name || shortId(run.run_id) }}
+              refreshMs={running ? LIVE_REFRESH_MS : null}
+            />
           )}
           {tab === "artifacts" && <ArtifactBrowser runId={run.run_id} />}
         </>

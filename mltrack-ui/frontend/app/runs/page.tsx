@@ -4,27 +4,37 @@ import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { type FormEvent, Suspense, useEffect, useMemo, useState } from "react";
 
+import { ColumnPicker, defaultColumns, loadColumns, saveColumns } from "@/components/ColumnPicker";
 import { ErrorNote, Loading, StatusBadge } from "@/components/Common";
+import { DeletedRuns } from "@/components/DeletedRuns";
+import { Num } from "@/components/Num";
+import { Updated } from "@/components/Updated";
+import { When } from "@/components/When";
 import { RUNS_PAGE_SIZE } from "@/lib/earlyFetch";
-import { RunLink } from "@/components/RunLink";
-import { formatDuration, formatNumber, formatTime, quotedKey } from "@/lib/format";
+import { formatDuration, quotedKey } from "@/lib/format";
+import { formatValue } from "@/lib/numbers";
+import { runColour, runLabels } from "@/lib/runColour";
 import type { Experiment, RunsPage } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
 const PAGE_SIZE = RUNS_PAGE_SIZE;
-const DEFAULT_VISIBLE = 12;
+/** While a shown run is RUNNING the table is asked again this often. */
+const LIVE_REFRESH_MS = 10_000;
 let tableMarked = false; // the first render of the table, for the page-view benchmark
 
 type Order = { key: string; ascending: boolean } | null;
 
 function runsQuery(experiment: string, filter: string, order: Order, pageToken: string | null, chosen: string[] | null) {
+  // Params and metrics come by default; naming columns is needed only to get tags, and leaving
+  // them out keeps the request the one the page's inline script already started.
+  const wantsTags = chosen !== null && chosen.some((c) => c.startsWith("tags."));
   return {
     experiment_ids: experiment,
     filter,
     order_by: orderClause(order),
     page_size: PAGE_SIZE,
     page_token: pageToken,
-    columns: chosen === null ? null : chosen.join(","),
+    columns: wantsTags ? chosen.join(",") : null,
   };
 }
 
@@ -54,13 +64,26 @@ function RunsTable() {
   const [filter, setFilter] = useState(search.get("filter") ?? "");
   const [order, setOrder] = useState<Order>(null);
   const [tokens, setTokens] = useState<(string | null)[]>([null]);
-  const [chosen, setChosen] = useState<string[] | null>(null);
+  const [chosen, setChosen] = useState<string[] | null>(() => loadColumns(search.get("experiment") ?? ""));
   const [showChooser, setShowChooser] = useState(false);
   const [selected, setSelected] = useState<string[]>([]);
+  const [live, setLive] = useState(false);
 
   const experiments = useApi<Experiment[]>("/api/experiments");
   const pageToken = tokens[tokens.length - 1] ?? null;
-  const { data, error, loading } = useApi<RunsPage>("/api/runs", runsQuery(experiment, filter, order, pageToken, chosen));
+  const { data, error, loading, updatedAt } = useApi<RunsPage>(
+    "/api/runs",
+    runsQuery(experiment, filter, order, pageToken, chosen),
+    { refreshMs: live ? LIVE_REFRESH_MS : null },
+  );
+  const anyRunning = (data?.runs ?? []).some((r) => r.status === "RUNNING");
+  // Poll only while something shown is RUNNING; the answer in which nothing runs stops it.
+  if (data && anyRunning !== live) setLive(anyRunning);
+  const experimentNames = useMemo(
+    () => Object.fromEntries((experiments.data ?? []).map((e) => [e.experiment_id, e.name])),
+    [experiments.data],
+  );
+  const labels = useMemo(() => runLabels(data?.runs ?? []), [data]);
 
   useEffect(() => {
     const params = new URLSearchParams();
@@ -85,7 +108,7 @@ function RunsTable() {
     ],
     [data],
   );
-  const visible = chosen ?? allColumns.filter((c) => !c.startsWith("tags.")).slice(0, DEFAULT_VISIBLE);
+  const visible = (chosen ?? defaultColumns(allColumns)).filter((c) => allColumns.includes(c));
 
   function resetPaging() {
     setTokens([null]);
@@ -95,9 +118,9 @@ function RunsTable() {
     setFilter(draftFilter.trim());
     resetPaging();
   }
-  function toggleColumn(column: string) {
-    const next = visible.includes(column) ? visible.filter((c) => c !== column) : [...visible, column];
+  function choose(next: string[] | null) {
     setChosen(next);
+    saveColumns(experiment, next);
   }
   function toggleRun(runId: string) {
     setSelected((s) => (s.includes(runId) ? s.filter((r) => r !== runId) : [...s, runId]));
@@ -111,7 +134,7 @@ function RunsTable() {
           value={experiment}
           onChange={(e) => {
             setExperiment(e.target.value);
-            setChosen(null);
+            setChosen(loadColumns(e.target.value));
             resetPaging();
           }}
           aria-label="experiment"
@@ -147,15 +170,7 @@ function RunsTable() {
           Compare {selected.length} selected
         </Link>
       </form>
-      {showChooser && (
-        <div className="card columns" data-testid="column-chooser">
-          {allColumns.map((column) => (
-            <label key={column}>
-              <input type="checkbox" checked={visible.includes(column)} onChange={() => toggleColumn(column)} /> {column}
-            </label>
-          ))}
-        </div>
-      )}
+      {showChooser && <ColumnPicker columns={allColumns} visible={visible} onChange={choose} />}
       <ErrorNote error={error} />
       <Loading when={loading && !data} />
       {data && (
@@ -166,6 +181,7 @@ function RunsTable() {
                 <tr>
                   <th />
                   <SortHeader label="run" orderKey="attributes.run_name" order={order} onSort={(o) => { setOrder(o); resetPaging(); }} />
+                  <th>experiment</th>
                   <SortHeader label="status" orderKey="attributes.status" order={order} onSort={(o) => { setOrder(o); resetPaging(); }} />
                   <SortHeader label="started" orderKey="attributes.start_time" order={order} onSort={(o) => { setOrder(o); resetPaging(); }} />
                   <th>duration</th>
@@ -199,19 +215,42 @@ function RunsTable() {
                       />
                     </td>
                     <td>
-                      <RunLink runId={run.run_id} name={run.run_name} />
+                      <span className="run-dot" style={{ background: runColour(run.run_id) }} />
+                      <Link
+                        prefetch={false}
+                        href={`/run/?id=${encodeURIComponent(run.run_id)}`}
+                        title={`run ${run.run_id}`}
+                        data-testid="run-link"
+                      >
+                        {labels[run.run_id]}
+                      </Link>
+                    </td>
+                    <td title={`experiment ${run.experiment_id}`} data-testid="run-experiment">
+                      {experimentNames[run.experiment_id] ?? run.experiment_id}
                     </td>
                     <td>
                       <StatusBadge status={run.status} />
                     </td>
-                    <td>{formatTime(run.start_time)}</td>
+                    <td>
+                      <When at={run.start_time} />
+                    </td>
                     <td>{formatDuration(run.start_time, run.end_time)}</td>
                     {visible.map((column) => {
                       const [kind, ...rest] = column.split(".");
                       const key = rest.join(".");
-                      if (kind === "metrics") return <td key={column} className="num">{formatNumber(run.metrics[key])}</td>;
+                      if (kind === "metrics") {
+                        return (
+                          <td key={column} className="num">
+                            <Num value={run.metrics[key]} />
+                          </td>
+                        );
+                      }
                       const values = kind === "params" ? run.params : run.tags;
-                      return <td key={column}>{values[key] ?? ""}</td>;
+                      return (
+                        <td key={column} title={values[key] ?? ""}>
+                          {formatValue(values[key])}
+                        </td>
+                      );
                     })}
                   </tr>
                 ))}
@@ -233,9 +272,11 @@ function RunsTable() {
             <span className="muted" data-testid="runs-count">
               {data.runs.length} runs shown{data.total !== null ? ` of ${data.total}` : ""}
             </span>
+            {live && <Updated at={updatedAt} live />}
           </div>
         </>
       )}
+      <DeletedRuns key={experiment} experiment={experiment} />
     </>
   );
 }
