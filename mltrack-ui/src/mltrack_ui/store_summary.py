@@ -10,6 +10,10 @@ from mltrack_ui.sql_store import sqlalchemy_store
 
 RECENT_RUNS = 10
 CLIENT_COUNT_LIMIT = 5000
+DASHBOARD_EXPERIMENTS = 8
+BEST_METRICS = 6
+# A metric whose name says it is an error or a cost is best when lowest; any other when highest.
+LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "mape", "perplexity", "latency", "time", "duration")
 
 
 def run_counts(store: MlflowStore, experiment_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -70,10 +74,76 @@ def dashboard(store: MlflowStore) -> dict[str, Any]:
     ids = [e["experiment_id"] for e in experiments]
     recent = search_runs_page(store, RunsQuery(experiment_ids=ids, page_size=RECENT_RUNS, columns=[]))
     models = store.client.search_registered_models(max_results=1000)
+    newest = sorted(experiments, key=lambda e: e["last_update_time"] or 0, reverse=True)
     return {
         "tracking_uri": mask_secrets(store.tracking_uri),
         "experiments": len(experiments),
         "status_counts": totals,
         "recent_runs": recent["runs"] if ids else [],
         "models": len(models),
+        "experiment_list": [
+            {"experiment_id": e["experiment_id"], "name": e["name"], "run_counts": e["run_counts"]}
+            for e in newest[:DASHBOARD_EXPERIMENTS]
+        ],
+        "experiment_names": {e["experiment_id"]: e["name"] for e in experiments},
+        "best_metrics": best_metrics(store),
     }
+
+
+def lower_is_better(key: str) -> bool:
+    words = key.lower().replace("-", "_").replace(".", "_").replace("/", "_").split("_")
+    return any(word in LOWER_IS_BETTER for word in words)
+
+
+def best_metrics(store: MlflowStore, limit: int = BEST_METRICS) -> list[dict[str, Any]]:
+    """The metrics most runs have, each with its best latest value and the run that holds it.
+
+    Read from MLflow's ``latest_metrics`` table; an ``http://`` store has no such query and
+    gets an empty list (the dashboard then leaves the card out).
+    """
+    backend = sqlalchemy_store(store)
+    if backend is None:
+        return []
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlRun
+
+    active = sa.and_(
+        SqlLatestMetric.run_uuid == SqlRun.run_uuid,
+        SqlRun.lifecycle_stage == "active",
+        SqlLatestMetric.is_nan == sa.false(),
+    )
+    common: Any = (
+        sa.select(SqlLatestMetric.key, sa.func.count())
+        .select_from(SqlLatestMetric)
+        .join(SqlRun, active)
+        .group_by(SqlLatestMetric.key)
+        .order_by(sa.func.count().desc(), SqlLatestMetric.key)
+        .limit(limit)
+    )
+    best = []
+    with backend.ManagedSessionMaker() as session:
+        for key, runs in session.execute(common).all():
+            lowest = lower_is_better(key)
+            stmt: Any = (
+                sa.select(SqlLatestMetric.value, SqlRun.run_uuid, SqlRun.name, SqlRun.experiment_id)
+                .select_from(SqlLatestMetric)
+                .join(SqlRun, active)
+                .where(SqlLatestMetric.key == key)
+                .order_by(SqlLatestMetric.value.asc() if lowest else SqlLatestMetric.value.desc())
+                .limit(1)
+            )
+            row = session.execute(stmt).first()
+            if row is None:
+                continue
+            best.append(
+                {
+                    "key": key,
+                    "value": row[0],
+                    "goal": "min" if lowest else "max",
+                    "runs": runs,
+                    "run_id": row[1],
+                    "run_name": row[2],
+                    "experiment_id": str(row[3]),
+                }
+            )
+    return best
