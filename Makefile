@@ -25,13 +25,17 @@ install: system-deps venv ## Set up everything: Debian packages, .venv, editable
 	@$(MAKE) --no-print-directory ui-build
 	@$(VENV)/bin/mltrack --version
 
-system-deps: ## Install the Debian packages the tests and benchmarks need (PostgreSQL, Chromium, wrk)
+system-deps: ## Install the Debian packages the tests and benchmarks need (PostgreSQL, Chromium, wrk, Docker)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgresql: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
 	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; fi
 	@if command -v wrk >/dev/null 2>&1; then echo "wrk: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; fi
+	@# the compose stack's test: a Docker daemon, Compose, and debootstrap for a registry-free base image
+	@if command -v dockerd >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1; \
+	  then echo "docker.io, docker-compose, debootstrap: present"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io docker-compose debootstrap; fi
 
 setup: install ## make install plus git hooks (pre-commit: ruff and eslint before each commit)
 	$(VENV)/bin/pre-commit install
@@ -75,11 +79,12 @@ test-ui: ## Run the UI's tests (API, auth, and pages in headless Chromium; scree
 test-fast: ## Run the tests that need no mlflow server
 	$(PY) -m pytest -m "not server and not slow" $(PYTEST_ARGS)
 
-lint: ## ruff check and format check; import contracts (.importlinter); eslint on the UI's front end
+lint: ## ruff check and format check; import contracts (.importlinter); eslint on the UI's front end; cfn-lint (AWS template)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	cd $(FRONTEND) && npx --no-install eslint .
+	$(VENV)/bin/cfn-lint infrastructure/cloudformation/*.yaml
 
 format: ## Format and fix lint in place
 	$(VENV)/bin/ruff format .
@@ -225,6 +230,46 @@ mlflow-clean: ## Delete the demo tracking data, asking first (FORCE=1: no questi
 	fi; \
 	$(MAKE) --no-print-directory kill-all && rm -rf $(DEMO_DIR) && echo "Deleted $(DEMO_DIR) ($$counts)."
 
+# The team stack in containers (compose.yaml; settings in .env, made from .env.example on first use).
+# Compose v2 (`docker compose`) when the docker CLI has it, else Debian's docker-compose 1.29.
+DOCKER_COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_PROJECT ?= mltrack
+# extra files, e.g. COMPOSE_FILES="-f compose.test.yaml" (the test's override)
+COMPOSE_FILES ?=
+# ENV_FILE: the stack's settings (made from .env.example with fresh secrets if missing)
+ENV_FILE ?= .env
+COMPOSE = $(DOCKER_COMPOSE) --env-file $(ENV_FILE) -p $(COMPOSE_PROJECT) -f compose.yaml $(COMPOSE_FILES)
+.PHONY: docker-wheels docker-build docker-up docker-down docker-logs docker-status
+
+$(ENV_FILE):
+	@python3 docker/make_env.py .env.example $@
+
+docker-wheels: ## MLTrack's own wheels (the UI's with its built front end) into docker/wheels for the images
+	@test -f mltrack-ui/src/mltrack_ui/static/index.html || $(MAKE) --no-print-directory ui-build
+	@rm -rf docker/wheels && mkdir -p docker/wheels
+	$(PIP) wheel --no-deps --no-build-isolation -q -w docker/wheels ./mltrack-core ./mltrack-ui
+
+docker-build: docker-wheels $(ENV_FILE) ## Build the images: tracking server, UI (on the tracking image's layers)
+	@# in this order: the UI image starts FROM the tracking image
+	$(COMPOSE) build mlflow
+	$(COMPOSE) build ui
+	@docker images 'mltrack-*'
+
+docker-up: $(ENV_FILE) ## Start the stack in the background (PostgreSQL, MinIO, MLflow server, UI); builds what is missing
+	@docker image inspect mltrack-ui:$${MLTRACK_VERSION:-0.1.0} >/dev/null 2>&1 || $(MAKE) --no-print-directory docker-build
+	$(COMPOSE) up -d $(SERVICES)
+	@echo "MLflow tracking server: http://127.0.0.1:$$(sed -n 's/^MLFLOW_PORT=//p' $(ENV_FILE) | tail -n 1 | grep . || echo 5000)/"
+	@echo "MLTrack UI:             http://127.0.0.1:$$(sed -n 's/^UI_PORT=//p' $(ENV_FILE) | tail -n 1 | grep . || echo 5050)/  (token: MLTRACK_UI_TOKEN in $(ENV_FILE))"
+	@echo "status: make docker-status | logs: make docker-logs | stop: make docker-down (data stays in volumes)"
+
+docker-down: ## Stop and remove the stack's containers; the named volumes (runs, artifacts) stay
+	$(COMPOSE) down
+
+docker-logs: ## The stack's logs (FOLLOW=1 follows; LINES=n per service)
+	$(COMPOSE) logs --tail=$(LINES) $(if $(FOLLOW),--follow)
+
+docker-status: ## The stack's containers and their health
+	$(COMPOSE) ps
 clean: ## Remove build output, caches and local stores
 	rm -rf dist build .pytest_cache .venv-isolated-* .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
