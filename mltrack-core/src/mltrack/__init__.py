@@ -90,6 +90,8 @@ _EXPORTS: dict[str, str] = {
     "RunNotFoundError": "mltrack.errors",
     "LoggingFailedError": "mltrack.errors",
     "StoreError": "mltrack.errors",
+    "StoreUnreachableError": "mltrack.errors",
+    "SpoolWriteError": "mltrack.errors",
     "DeploymentError": "mltrack.errors",
     "DeploymentNotFoundError": "mltrack.errors",
     "CredentialsMissingError": "mltrack.errors",
@@ -136,7 +138,9 @@ __all__ = [
     "RunNotFoundError",
     "Sink",
     "SpoolFullError",
+    "SpoolWriteError",
     "StoreError",
+    "StoreUnreachableError",
     "Tag",
     "__version__",
     "active_run",
@@ -228,7 +232,9 @@ if TYPE_CHECKING:
         RunAlreadyActiveError,
         RunNotFoundError,
         SpoolFullError,
+        SpoolWriteError,
         StoreError,
+        StoreUnreachableError,
     )
     from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment
     from mltrack.flavours import Flavour, Predictor

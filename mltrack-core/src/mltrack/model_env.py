@@ -78,6 +78,8 @@ class ModelEnvironment:
     @cached_property
     def flavour(self) -> str | None:
         """The name of the model's flavour (MLTrack's tag, else MLflow's flavour keys); None when unknown."""
+        if not (self.model_dir / "MLmodel").is_file():
+            return None
         from mltrack.models import flavour_of
 
         try:

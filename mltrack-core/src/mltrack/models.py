@@ -50,6 +50,7 @@ def flavours() -> dict[str, Flavour]:
 
 
 def get_flavour(name: str) -> Flavour:
+    """The installed flavour called ``name``; an unknown one raises, naming the plugin to install."""
     from mltrack.install_hint import install_hint
     from mltrack.plugins import get_plugin_manager
 

@@ -121,24 +121,17 @@ def _view_stages(include_deleted: bool) -> list[str]:
 
 def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
     import sqlalchemy as sa
-    from mlflow.store.tracking import sqlalchemy_store
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
-    from mlflow.utils import search_utils
 
-    # MLflow's internals are untyped; these are the ones its own search_runs calls.
-    mlflow_sql: Any = sqlalchemy_store
-    SearchUtils: Any = search_utils.SearchUtils
+    from mltrack_ui.sql_store import search_clauses
 
     offset = offset_from(query.page_token)
     experiment_ids = [int(e) for e in query.experiment_ids]
     with backend.ManagedSessionMaker() as session:
-        # The same translation MLflow's search_runs uses, so filters and orderings mean the
-        # same here as in `mlflow.search_runs`.
-        parsed = SearchUtils.parse_search_filter(query.filter_string)
-        order_columns, order_clauses, order_joins = mlflow_sql._get_orderby_clauses(query.order_by or None, session)
-        attribute_filters, joined_filters, dataset_filters = mlflow_sql._get_sqlalchemy_filter_clauses(
-            parsed, session, backend._get_dialect()
-        )
+        clauses = search_clauses(backend, session, query.filter_string, query.order_by)
+        order_columns, order_clauses, order_joins = clauses.order_columns, clauses.order_clauses, clauses.order_joins
+        attribute_filters, joined_filters = clauses.attribute_filters, clauses.joined_filters
+        dataset_filters = clauses.dataset_filters
         # MLflow's clauses end with start_time DESC; PostgreSQL refuses SELECT DISTINCT with an
         # ORDER BY expression outside the select list, so it is selected too (one per run).
         stmt = sa.select(SqlRun.run_uuid, SqlRun.start_time, *order_columns)

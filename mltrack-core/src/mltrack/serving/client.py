@@ -34,6 +34,7 @@ class Health:
 
 
 def check_health(url: str, timeout: float) -> Health:
+    """GET ``<url>/health`` once; the answer (never raises for an unreachable server)."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
             return Health(response.status, "")
