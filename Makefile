@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install setup system-deps venv ui-build dev dev-ui-prod test test-python test-fast test-isolated test-ui lint format type-check dist bench quickstart train deploy test-inference demo demo-linkedin status logs kill-all demo-clean mlflow-clean clean
+.PHONY: help install setup system-deps venv ui-build dev dev-ui-prod test test-python test-fast test-isolated test-ui lint docs format type-check dist bench quickstart train deploy test-inference demo demo-linkedin status logs kill-all demo-clean mlflow-clean clean
 
 help: ## List the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} \
@@ -83,8 +83,12 @@ lint: ## ruff check and format check; import contracts (.importlinter); eslint o
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+	@$(MAKE) --no-print-directory docs
 	cd $(FRONTEND) && npx --no-install eslint .
 	$(VENV)/bin/cfn-lint infrastructure/cloudformation/*.yaml
+
+docs: ## Build the documentation site into site/ (MkDocs + API reference from docstrings; warnings are errors)
+	$(VENV)/bin/mkdocs build --strict
 
 format: ## Format and fix lint in place
 	$(VENV)/bin/ruff format .
@@ -270,6 +274,7 @@ docker-logs: ## The stack's logs (FOLLOW=1 follows; LINES=n per service)
 
 docker-status: ## The stack's containers and their health
 	$(COMPOSE) ps
+
 clean: ## Remove build output, caches and local stores
 	rm -rf dist build .pytest_cache .venv-isolated-* .mypy_cache .ruff_cache mlflow.db mlruns mlartifacts
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

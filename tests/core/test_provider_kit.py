@@ -78,7 +78,7 @@ def test_a_command_that_cannot_start_fails_the_deploy_naming_it(sqlite_uri: str)
 
     mltrack.register_model(lambda rows: rows, "echo")
     provider = Missing()
-    plan = provider.plan(resolve_model_ref("echo", 1), "echo", ProcessDeploymentConfig())
+    plan = provider.plan(resolve_model_ref("echo", 1), "echo", ProcessDeploymentConfig.model_validate({}))
     with pytest.raises(DeploymentError, match="could not start '/nonexistent/launcher'") as caught:
         provider.deploy(plan, _NoProgress())
     assert "missing" in str(caught.value.hint)

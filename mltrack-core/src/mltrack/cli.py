@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -100,10 +101,13 @@ def cli() -> None:
     """MLTrack: experiment tracking on MLflow, extensible with plugins."""
 
 
-@cli.command("plugins")
+@cli.group("plugins", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def plugins_command(as_json: bool) -> None:
-    """List installed plugins, their status and what they contribute."""
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins, their status and what they contribute (plugins new: start one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from mltrack.plugins import get_plugin_manager
 
     infos = get_plugin_manager().plugin_infos()
@@ -122,6 +126,24 @@ def plugins_command(as_json: bool) -> None:
             detail,
         )
     _console().print(table)
+
+
+@plugins_command.command("new")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["provider", "flavour", "sink", "ui"]),
+    required=True,
+    help="What the plugin adds: a deploy provider, a model flavour, a logging sink or a UI panel.",
+)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to write it (default ./mltrack-NAME).")
+def plugins_new(name: str, kind: str, directory: Path | None) -> None:
+    """Write a new plugin package NAME (pyproject, plugin module, conformance tests, README)."""
+    from mltrack.scaffold import new_plugin
+
+    target = new_plugin(name, kind, directory)
+    click.echo(f"created {target}")
+    click.echo(f"next: pip install -e {target} && pytest {target / 'tests'}")
 
 
 @cli.group("config")

@@ -62,20 +62,31 @@ class _ScaledSum:
 _store_template: Path | None = None
 
 
-def _fresh_store(folder: Path) -> str:
-    """A new, empty MLflow sqlite store in ``folder``, copied from one migrated once per process:
-    MLflow's migrations take seconds, which every test of the suite would otherwise pay."""
+def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store in ``folder`` holding the two versions of the conformance model.
+
+    Copied from one made once per process: MLflow's migrations and two model registrations take
+    seconds, which every test of the suite would otherwise pay. The copies share the template's
+    artifact files, which the tests only read.
+    """
+    import mltrack
+    from mltrack import config, store
+
     global _store_template
     if _store_template is None or not _store_template.exists():
-        import mlflow
-
         template = Path(tempfile.mkdtemp(prefix="mltrack-conformance-")) / "template.db"
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", f"sqlite:///{template}")
         here = Path.cwd()
         os.chdir(template.parent)  # the Default experiment's artifact root is made where the store is
         try:
-            mlflow.MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+            config.reset_settings()
+            store._stores.clear()
+            for factor in (1, 2):
+                mltrack.register_model(_ScaledSum(factor), MODEL_NAME)
         finally:
             os.chdir(here)
+            config.reset_settings()
+            store._stores.clear()
         _store_template = template
     shutil.copyfile(_store_template, folder / "conformance.db")
     return f"sqlite:///{folder / 'conformance.db'}"
@@ -123,12 +134,10 @@ class ProviderConformance:
         from mltrack import config, plugins, store
 
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("MLTRACK_TRACKING_URI", _fresh_store(tmp_path))
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
-        config.reset_settings()
-        store._stores.clear()
         cls = self.provider_class()
-        module = types.ModuleType(f"mltrack_conformance_{cls.name}")
+        # a module name of the provider name (which may hold dashes) that an entry point can load
+        module = types.ModuleType("mltrack_conformance_" + "".join(c if c.isalnum() else "_" for c in cls.name))
 
         def register_deploy_providers(register: Any) -> None:
             register(cls)
@@ -146,8 +155,9 @@ class ProviderConformance:
         if built_in is None or built_in.obj is not cls:
             manager = plugins.PluginManager(entry_points=[entry], strict=True)
         monkeypatch.setattr(plugins, "_manager", manager)
-        for factor in (1, 2):
-            mltrack.register_model(_ScaledSum(factor), MODEL_NAME)
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", _store_with_models(tmp_path, monkeypatch))
+        config.reset_settings()
+        store._stores.clear()
         yield
         from mltrack.deployments import delete_deployment, list_deployments
 
