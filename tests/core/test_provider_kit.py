@@ -42,8 +42,8 @@ EXAMPLE = example_module()
 
 
 def test_the_documented_provider_is_at_most_40_lines() -> None:
-    lines = [line for line in example_source().splitlines() if line.strip()]
-    assert len(lines) <= MAX_LINES, f"the example provider has {len(lines)} non-blank lines"
+    lines = example_source().splitlines()  # blank lines, imports and the hook implementation included
+    assert len(lines) <= MAX_LINES, f"the example provider has {len(lines)} lines"
 
 
 class TestTheDocumentedProvider(ProviderConformance):
