@@ -50,6 +50,14 @@ _LAYOUT = {
     "ui": "`panels.py` builds the panels (plain dicts)",
 }
 
+#: what each kind's modules import besides mltrack (every distribution declares what it imports)
+_REQUIRES = {
+    "provider": ["pydantic>=2.7"],
+    "flavour": ["mlflow>=3.4,<4", "pandas>=2"],
+    "sink": ["pydantic>=2.7"],
+    "ui": [],
+}
+
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -102,6 +110,7 @@ def _values(name: str, kind: str) -> dict[str, str]:
 
     description, hook, suite = KINDS[kind]
     major, minor = (int(part) for part in __version__.split(".")[:2])
+    core_range = f">={major}.{minor},<{major}.{minor + 1}"
     values = {
         "id": name,
         "ID": name.upper().replace("-", "_"),
@@ -113,7 +122,8 @@ def _values(name: str, kind: str) -> dict[str, str]:
         "suite": suite,
         "layout": _LAYOUT[kind],
         # the range of core releases whose plugin contract this package was written against
-        "dependencies": f'"mltrack-core>={major}.{minor},<{major}.{minor + 1}"',
+        "dependencies": ", ".join(f'"{r}"' for r in [f"mltrack-core{core_range}", *_REQUIRES[kind]]),
+        "core": f"mltrack-core[testing]{core_range}",
     }
     values["usage"] = _render(_USAGE[kind], values)
     return values

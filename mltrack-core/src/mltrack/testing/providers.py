@@ -1,8 +1,8 @@
 """A conformance suite every ``DeployProvider`` runs, ours and third parties' alike.
 
 Subclass it under a ``Test*`` name and implement ``provider_class`` and ``valid_config``.
-The suite makes a fresh sqlite store per test, registers a small python-flavour model in
-it (``conformance-model``: version N predicts ``N * (x + y)`` for each row), installs your
+The suite gives each test a fresh sqlite store holding a small python-flavour model
+(``conformance-model``: version N predicts ``N * (x + y)`` for each row), installs your
 provider class into a fresh plugin manager, and drives it through ``mltrack.deploy``::
 
     class TestMyProvider(ProviderConformance):
