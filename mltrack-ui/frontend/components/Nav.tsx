@@ -11,6 +11,7 @@ const LINKS = [
   ["/experiments/", "Experiments"],
   ["/runs/", "Runs"],
   ["/compare/", "Compare"],
+  ["/traces/", "Traces"],
   ["/models/", "Models"],
   ["/deployments/", "Deployments"],
   ["/plugins/", "Plugins"],

@@ -25,7 +25,7 @@ let apiBaseUrl: Promise<string> | null = null;
  */
 export function apiBase(): Promise<string> {
   apiBaseUrl ??= fetch("/config.json", { cache: "no-cache" })
-    .then((response) => (response.ok ? (response.json() as Promise<{ apiBaseUrl?: unknown }>) : {}))
+    .then((response) => (response.ok ? (response.json() as Promise<{ apiBaseUrl?: unknown }>) : ({} as { apiBaseUrl?: unknown })))
     .then((config) => (typeof config.apiBaseUrl === "string" ? config.apiBaseUrl.replace(/\/+$/, "") : ""))
     .catch(() => "");
   return apiBaseUrl;
@@ -100,4 +100,79 @@ export async function login(token: string): Promise<boolean> {
     body: JSON.stringify({ token }),
   });
   return response.ok;
+}
+
+// -- writes (actions) and traces ---------------------------------------------------------------
+
+/**
+ * A write: `method` with a JSON body. The server accepts it only from this UI's own pages (it checks
+ * the Origin the browser sends), and refuses bad input before writing anything.
+ */
+export async function sendJson<T>(method: "PATCH" | "POST" | "PUT" | "DELETE", path: string, body?: unknown, query: Query = {}): Promise<T> {
+  const base = await apiBase();
+  const response = await fetch(base + apiUrl(path, query), {
+    method,
+    credentials: credentialsFor(base),
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) window.dispatchEvent(new Event(AUTH_REQUIRED_EVENT));
+  const answer = (await response.json().catch(() => null)) as (T & { error?: string; hint?: string | null }) | null;
+  if (!response.ok) {
+    throw new ApiError(response.status, answer?.error ?? `${response.status} ${response.statusText}`, answer?.hint ?? null);
+  }
+  return answer as T;
+}
+
+/** A run as the write routes return it after a change. */
+export interface RunState {
+  run_id: string;
+  run_name: string | null;
+  lifecycle_stage: string;
+  description: string;
+  tags: Record<string, string>;
+}
+
+export interface TokenCounts {
+  input: number;
+  output: number;
+  total: number;
+}
+
+/** One row of `GET /api/traces`. */
+export interface TraceSummary {
+  trace_id: string;
+  name: string;
+  experiment_id: string;
+  run_id: string | null;
+  status: string;
+  start_time: number | null;
+  latency_ms: number | null;
+  tokens: TokenCounts | null;
+}
+
+/** One span of `GET /api/traces/{id}`; inputs and outputs are text, shown as text. */
+export interface TraceSpan {
+  span_id: string;
+  parent_id: string | null;
+  name: string;
+  type: string;
+  status: string;
+  error: string | null;
+  start_ms: number;
+  duration_ms: number | null;
+  model: string | null;
+  tokens: TokenCounts | null;
+  inputs: string | null;
+  outputs: string | null;
+}
+
+export interface TraceDetail extends TraceSummary {
+  spans: TraceSpan[];
+}
+
+/** The message and hint of a failed request, as one line for the page. */
+export function errorText(error: unknown): string {
+  if (error instanceof ApiError) return error.hint ? `${error.message} (${error.hint})` : error.message;
+  return error instanceof Error ? error.message : String(error);
 }

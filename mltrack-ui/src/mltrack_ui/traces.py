@@ -100,7 +100,7 @@ def list_traces(
     if not experiment_ids:
         experiment_ids = [e.experiment_id for e in store.client.search_experiments()]
     found = store.client.search_traces(
-        experiment_ids=experiment_ids,
+        locations=experiment_ids,  # MLflow 3's name for experiment_ids
         run_id=run_id or None,
         max_results=max_results,
         order_by=["timestamp_ms DESC"],

@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fresh_sqlite_uri
 from mlflow import MlflowClient
 
-from .ui_helpers import TOKEN, UI, SmallStore, seed_small, serve
+from .ui_helpers import TOKEN, UI, SmallStore, screenshot, seed_small, serve
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> SmallStore:
+def store(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> SmallStore:
     """A store of this module's own: these tests write."""
-    return seed_small(f"sqlite:///{tmp_path_factory.mktemp('ui-actions') / 'mlflow.db'}")
+    return seed_small(fresh_sqlite_uri(_sqlite_template, tmp_path_factory.mktemp("ui-actions")))
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +215,86 @@ def test_writes_go_through_a_real_mlflow_server(server_store: SmallStore, tmp_pa
         assert send(remote, "POST", f"/api/runs/{run_id}/restore")[0] == 200
     run = client.get_run(run_id)
     assert (run.info.run_name, run.data.tags["k"], run.info.lifecycle_stage) == ("renamed", "v", "active")
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+
+def test_the_run_page_renames_describes_and_retags_a_run(
+    page: Any, ui: UI, store: SmallStore, client: MlflowClient, frontend_built: None
+) -> None:
+    run_id = new_run(store, client, "browser-run")
+    page.goto(f"{ui.url}/run/?id={run_id}")
+    actions = page.get_by_test_id("run-actions")
+    message = actions.get_by_test_id("action-message")
+    actions.get_by_test_id("rename-input").fill("browser-run-v2")
+    actions.get_by_test_id("rename-save").click()
+    message.get_by_text("Renamed to browser-run-v2.").wait_for()
+    actions.get_by_test_id("description-input").fill("Owls at <b>night</b>, second try")
+    actions.get_by_test_id("description-save").click()
+    message.get_by_text("Description saved.").wait_for()
+    actions.get_by_test_id("tag-key").fill("stage")
+    actions.get_by_test_id("tag-value").fill("review")
+    actions.get_by_test_id("tag-add").click()
+    actions.get_by_test_id("tag-list").get_by_text("stage = review").wait_for()
+    actions.get_by_role("button", name="remove tag team").click()
+    message.get_by_text("Tag team removed.").wait_for()
+    # a refused change shows the server's reason and writes nothing
+    actions.get_by_test_id("tag-key").fill("mlflow.user")
+    actions.get_by_test_id("tag-add").click()
+    assert "system tag" in actions.get_by_role("alert").inner_text()
+    actions.scroll_into_view_if_needed()
+    screenshot(page, "run-actions")
+    run = client.get_run(run_id)
+    assert run.info.run_name == "browser-run-v2"
+    assert run.data.tags["mlflow.note.content"] == "Owls at <b>night</b>, second try"
+    assert run.data.tags["stage"] == "review" and "team" not in run.data.tags
+    page.reload()
+    assert page.get_by_test_id("run-name").inner_text().strip() == "browser-run-v2"
+
+
+def test_a_run_deleted_on_its_page_is_restored_from_the_runs_page(
+    page: Any, ui: UI, store: SmallStore, client: MlflowClient, frontend_built: None
+) -> None:
+    run_id = new_run(store, client, "browser-doomed")
+    page.goto(f"{ui.url}/run/?id={run_id}")
+    page.get_by_test_id("run-delete").click()
+    page.get_by_test_id("run-delete-confirm").click()
+    page.get_by_test_id("run-deleted-note").wait_for()
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    page.goto(f"{ui.url}/runs/?experiment={store.experiment_id}")
+    page.get_by_test_id("show-deleted").check()
+    row = page.get_by_test_id("deleted-runs").locator("tr", has_text="browser-doomed")
+    row.wait_for()
+    screenshot(page, "runs-show-deleted")
+    row.get_by_test_id("restore-run").click()
+    row.get_by_text("restored: open").wait_for()
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+
+
+def test_model_aliases_are_set_moved_and_removed_on_the_model_page(
+    page: Any, ui: UI, store: SmallStore, client: MlflowClient, frontend_built: None
+) -> None:
+    name = f"{store.model}-aliases"
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=f"runs:/{store.run_id}/model", run_id=store.run_id)
+    page.goto(f"{ui.url}/model/?name={name}")
+    message = page.get_by_test_id("alias-message")
+    page.get_by_test_id("alias-name").fill("champion")
+    page.get_by_test_id("alias-version").select_option("1")
+    page.get_by_test_id("alias-set").click()
+    message.get_by_text("@champion set on v1.").wait_for()
+    page.get_by_test_id("alias-name").fill("champion")
+    page.get_by_test_id("alias-version").select_option("2")
+    assert page.get_by_test_id("alias-set").inner_text() == "Move alias"
+    page.get_by_test_id("alias-set").click()
+    message.get_by_text("@champion moved from v1 to v2.").wait_for()
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    page.get_by_test_id("alias-name").fill("latest")
+    page.get_by_test_id("alias-set").click()
+    message.get_by_text("is reserved by MLflow").wait_for()
+    screenshot(page, "model-aliases")
+    page.get_by_role("button", name="remove alias champion").click()
+    message.get_by_text("@champion removed.").wait_for()
+    assert not client.get_registered_model(name).aliases

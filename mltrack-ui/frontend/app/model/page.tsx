@@ -4,6 +4,7 @@ import { useSearchParams } from "next/navigation";
 import { Suspense, useState } from "react";
 
 import { ErrorNote, KeyValues, Loading, Panels, Section, StatusBadge } from "@/components/Common";
+import { ModelAliases } from "@/components/ModelAliases";
 import { RunLink } from "@/components/RunLink";
 import { When } from "@/components/When";
 import type { ModelDetail, Panel } from "@/lib/types";
@@ -65,6 +66,7 @@ function ModelView() {
               </tbody>
             </table>
           </div>
+          <ModelAliases name={data.name} aliases={data.aliases} versions={data.versions.map((v) => v.version)} />
           {current && (
             <>
               <h2 style={{ marginTop: "1rem" }}>Version {current.version}</h2>

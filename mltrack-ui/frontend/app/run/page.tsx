@@ -7,6 +7,8 @@ import { Suspense, useState } from "react";
 import { ArtifactBrowser } from "@/components/ArtifactBrowser";
 import { ErrorNote, KeyValues, Loading, MetricValues, Panels, Section, StatusBadge } from "@/components/Common";
 import { MetricPanel } from "@/components/MetricPanel";
+import { RunActions } from "@/components/RunActions";
+import { RunTraces } from "@/components/TraceView";
 import { Updated } from "@/components/Updated";
 import { When } from "@/components/When";
 import { useExperimentNames } from "@/lib/experiments";
@@ -96,6 +98,8 @@ function RunView() {
                 </Section>
               </div>
               <Panels panels={panels.data ?? []} />
+              <RunActions key={run.run_id} run={run} />
+              <RunTraces runId={run.run_id} />
             </>
           )}
           {tab === "charts" && (
