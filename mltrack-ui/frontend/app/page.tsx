@@ -48,6 +48,7 @@ export default function Dashboard() {
           </div>
           <div className="dash-grid">
             <Section title="Recent runs">
+              <div className="table-wrap">
               <table className="grid" data-testid="recent-runs">
                 <thead>
                   <tr>
@@ -83,6 +84,7 @@ export default function Dashboard() {
                   ))}
                 </tbody>
               </table>
+              </div>
             </Section>
             <Section title="Experiments">
               <table className="grid" data-testid="dashboard-experiments">

@@ -56,7 +56,10 @@ function ticks(min: number, max: number, count: number, integer: boolean): numbe
   let step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
   if (integer) step = Math.max(1, Math.round(step)); // steps are whole numbers: no 0.5 ticks
   const out: number[] = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) out.push(t);
+  for (let i = Math.ceil(min / step); i * step <= max + step * 1e-9; i++) {
+    // i * step, not repeated addition: no 0.30000000000000004 or -0 labels
+    out.push(i === 0 ? 0 : Number((i * step).toPrecision(12)));
+  }
   return out;
 }
 
@@ -136,7 +139,7 @@ export function LineChart({ series, axis, height = 260, xRange, onZoom }: Props)
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    const xTicks = ticks(bounds.x0, bounds.x1, Math.max(2, Math.floor(plotW / 90)), axis === "step");
+    const xTicks = ticks(bounds.x0, bounds.x1, Math.max(2, Math.floor(plotW / 60)), axis === "step");
     canvas.dataset.xticks = xTicks.join(",");
     for (const t of xTicks) {
       const x = toPx(t);

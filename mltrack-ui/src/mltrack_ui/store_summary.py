@@ -12,8 +12,14 @@ RECENT_RUNS = 10
 CLIENT_COUNT_LIMIT = 5000
 DASHBOARD_EXPERIMENTS = 8
 BEST_METRICS = 6
-# A metric whose name says it is an error or a cost is best when lowest; any other when highest.
-LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "mape", "perplexity", "latency", "time", "duration")
+# A metric whose name says it is an error or a cost is best when lowest, a score when highest; a
+# metric whose name says neither (learning_rate, grad_norm) has no "best" and is left out.
+LOWER_IS_BETTER = frozenset(
+    {"loss", "error", "err", "mse", "mae", "rmse", "mape", "perplexity", "latency", "wer", "cer"}
+)
+HIGHER_IS_BETTER = frozenset(
+    {"acc", "accuracy", "f1", "auc", "roc", "precision", "recall", "r2", "score", "map", "bleu", "rouge", "iou", "dice"}
+)
 
 
 def run_counts(store: MlflowStore, experiment_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -90,13 +96,19 @@ def dashboard(store: MlflowStore) -> dict[str, Any]:
     }
 
 
-def lower_is_better(key: str) -> bool:
-    words = key.lower().replace("-", "_").replace(".", "_").replace("/", "_").split("_")
-    return any(word in LOWER_IS_BETTER for word in words)
+def goal(key: str) -> str | None:
+    """ "min" or "max" where the metric's name says which is better, else None."""
+    words = set(key.lower().replace("-", "_").replace(".", "_").replace("/", "_").split("_"))
+    if words & LOWER_IS_BETTER:
+        return "min"
+    if words & HIGHER_IS_BETTER:
+        return "max"
+    return None
 
 
 def best_metrics(store: MlflowStore, limit: int = BEST_METRICS) -> list[dict[str, Any]]:
-    """The metrics most runs have, each with its best latest value and the run that holds it.
+    """The metrics most runs have whose names say which way is better (losses and errors down,
+    accuracies and scores up), each with its best latest value and the run that holds it.
 
     Read from MLflow's ``latest_metrics`` table; an ``http://`` store has no such query and
     gets an empty list (the dashboard then leaves the card out).
@@ -118,12 +130,17 @@ def best_metrics(store: MlflowStore, limit: int = BEST_METRICS) -> list[dict[str
         .join(SqlRun, active)
         .group_by(SqlLatestMetric.key)
         .order_by(sa.func.count().desc(), SqlLatestMetric.key)
-        .limit(limit)
+        .limit(limit * 4)
     )
-    best = []
+    best: list[dict[str, Any]] = []
     with backend.ManagedSessionMaker() as session:
         for key, runs in session.execute(common).all():
-            lowest = lower_is_better(key)
+            direction = goal(key)
+            if direction is None:
+                continue
+            if len(best) == limit:
+                break
+            lowest = direction == "min"
             stmt: Any = (
                 sa.select(SqlLatestMetric.value, SqlRun.run_uuid, SqlRun.name, SqlRun.experiment_id)
                 .select_from(SqlLatestMetric)
@@ -139,7 +156,7 @@ def best_metrics(store: MlflowStore, limit: int = BEST_METRICS) -> list[dict[str
                 {
                     "key": key,
                     "value": row[0],
-                    "goal": "min" if lowest else "max",
+                    "goal": direction,
                     "runs": runs,
                     "run_id": row[1],
                     "run_name": row[2],
