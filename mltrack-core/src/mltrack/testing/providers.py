@@ -24,6 +24,7 @@ silently (``@overrides_standard_test("why")``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -75,6 +76,7 @@ def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     global _store_template
     if _store_template is None or not _store_template.exists():
         template = Path(tempfile.mkdtemp(prefix="mltrack-conformance-")) / "template.db"
+        atexit.register(shutil.rmtree, template.parent, True)
         monkeypatch.setenv("MLTRACK_TRACKING_URI", f"sqlite:///{template}")
         here = Path.cwd()
         os.chdir(template.parent)  # the Default experiment's artifact root is made where the store is
