@@ -18,9 +18,10 @@ interface TraceList {
   next_page_token: string | null;
 }
 
-export function formatMs(ms: number | null | undefined): string {
+/** A duration; `precise` shows sub-millisecond spans (a trace's own latency is whole milliseconds). */
+export function formatMs(ms: number | null | undefined, precise = false): string {
   if (ms === null || ms === undefined) return "";
-  if (ms < 1) return "< 1 ms";
+  if (ms < 1) return precise ? `${ms.toFixed(2)} ms` : "< 1 ms";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
@@ -55,7 +56,7 @@ function SpanDetail({ span }: { span: TraceSpan }) {
         {span.name} <span className="span-type">{span.type}</span>
       </h3>
       <p className="muted">
-        {formatMs(span.duration_ms)} · starts at +{formatMs(span.start_ms)}
+        {formatMs(span.duration_ms, true)} · starts at +{formatMs(span.start_ms, true)}
         {span.model ? ` · model ${span.model}` : ""}
         {span.tokens ? ` · tokens ${tokenText(span.tokens)}` : ""}
       </p>
@@ -104,11 +105,11 @@ export function TraceWaterfall({ traceId }: { traceId: string }) {
             </span>
             <span className="span-track">
               <span
-                className={`span-bar type-${span.type.toLowerCase()} status-${span.status.toLowerCase()}`}
+                className={`span-bar type-${span.type.toLowerCase()}${span.status === "ERROR" ? " span-error" : ""}`}
                 style={{ left: `${(span.start_ms / total) * 100}%`, width: `${((span.duration_ms ?? 0) / total) * 100}%` }}
               />
             </span>
-            <span className="span-ms">{formatMs(span.duration_ms)}</span>
+            <span className="span-ms">{formatMs(span.duration_ms, true)}</span>
           </button>
         ))}
       </div>
