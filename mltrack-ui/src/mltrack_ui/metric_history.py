@@ -5,10 +5,17 @@ store straight from MLflow's ``metrics`` table, through its (run, key, step) ind
 reduced with ``minmax_downsample``. A step range reads only that window, which is how a
 zoomed chart gets full detail back. Many series (a compare of 100 runs) are read on a few
 connections at once: the database drivers let go of the GIL while a query runs.
+
+A cut series is kept in memory (``SeriesCache``) under its run, key, budget and step window,
+with the run's row of MLflow's ``latest_metrics`` for that key as its fingerprint: a series
+that got a new last point is read again, a finished run's series is read once. Opening the
+same compare again then costs one ``latest_metrics`` query instead of every row.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +32,48 @@ MAX_POINTS = 20_000
 DEFAULT_POINTS = 1_000
 # More threads than this only queue up on the connection pool (and on a 2-core machine).
 READERS = 4
+# Points held by the cache, all series together (~24 bytes each: step, value, timestamp).
+CACHE_POINTS = 2_000_000
+
+CacheKey = tuple[str, str, str, int, int | None, int | None]
+
+
+class SeriesCache:
+    """Cut series by (store, run, key, budget, window), least recently used first out."""
+
+    def __init__(self, max_points: int = CACHE_POINTS) -> None:
+        self.max_points = max_points
+        self._items: OrderedDict[CacheKey, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._points = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey, fingerprint: Any) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != fingerprint:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: CacheKey, fingerprint: Any, series: dict[str, Any]) -> None:
+        size = len(series["steps"])
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._points -= len(old[1]["steps"])
+            self._items[key] = (fingerprint, series)
+            self._points += size
+            while self._points > self.max_points and self._items:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._points -= len(dropped["steps"])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._points = 0
+
+
+CACHE = SeriesCache()
 
 
 @dataclass
@@ -53,14 +102,25 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
     """
     backend = sqlalchemy_store(store)
     pairs = [(run_id, key) for run_id in query.run_ids for key in query.keys]
+    # Only a SQL store has latest_metrics to tell a changed series from an unchanged one.
+    fingerprints = _fingerprints(backend, query) if backend is not None else {}
 
     def one(pair: tuple[str, str]) -> dict[str, Any]:
         run_id, key = pair
+        cache_key: CacheKey = (store.tracking_uri, run_id, key, query.max_points, query.step_min, query.step_max)
+        fingerprint = fingerprints.get(pair)
+        if fingerprint is not None:
+            cached = CACHE.get(cache_key, fingerprint)
+            if cached is not None:
+                return cached
         if backend is not None:
             rows = _rows_from_sql(backend, run_id, key, query)
         else:
             rows = _rows_from_client(store, run_id, key, query)
-        return _series(run_id, key, rows, query.max_points)
+        series = _series(run_id, key, rows, query.max_points)
+        if fingerprint is not None:
+            CACHE.put(cache_key, fingerprint, series)
+        return series
 
     if len(pairs) < 2:
         return [one(pair) for pair in pairs]
@@ -93,6 +153,18 @@ def _series(run_id: str, key: str, rows: list[tuple[Any, ...]], max_points: int)
         "nonfinite": skipped,
         "downsampled": len(index) < total,
     }
+
+
+def _fingerprints(backend: Any, query: HistoryQuery) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """(run, key) -> its latest_metrics row: MLflow moves it whenever a later step is logged."""
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric as Latest
+
+    stmt: Any = sa.select(
+        Latest.run_uuid, Latest.key, Latest.step, Latest.timestamp, Latest.value, Latest.is_nan
+    ).where(Latest.run_uuid.in_(query.run_ids), Latest.key.in_(query.keys))
+    with backend.ManagedSessionMaker() as session:
+        return {(row[0], row[1]): tuple(row[2:]) for row in session.execute(stmt)}
 
 
 def _rows_from_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> list[tuple[Any, ...]]:

@@ -119,12 +119,16 @@ def _bulk_sweep(store: Any, experiment_id: str, start: int) -> list[str]:
             )
 
     def metric_rows() -> Iterator[tuple[Any, ...]]:
-        for i, run_id in enumerate(ids):
-            lr = 10 ** (-4 + 3 * i / SWEEP_RUNS)
-            for step in range(SWEEP_STEPS):
-                stamp = start + i * 1000 + step * 50
-                for key, value in zip(SWEEP_METRICS, _sweep_curve(i, step, lr), strict=True):
-                    yield key, value, stamp, run_id, step, 0
+        # In the order of MLflow's primary key (key, timestamp, step, run): appending to that
+        # index instead of inserting all over it halves the time.
+        for k, key in enumerate(SWEEP_METRICS):
+            rows = []
+            for i, run_id in enumerate(ids):
+                lr = 10 ** (-4 + 3 * i / SWEEP_RUNS)
+                for step in range(SWEEP_STEPS):
+                    rows.append((key, _sweep_curve(i, step, lr)[k], start + i * 1000 + step * 50, run_id, step, 0))
+            rows.sort(key=lambda row: (row[2], row[4], row[3]))
+            yield from rows
 
     metric = SqlMetric.__table__
     insert_metric = (
@@ -257,6 +261,18 @@ def test_many_series_are_answered_at_once_each_within_budget(ui_readable: UI, re
     assert [s["run_id"] for s in answer["series"]] == readable.sweep_runs[:100]  # in the order asked
     assert all(len(s["steps"]) <= 400 and s["total"] == SWEEP_STEPS for s in answer["series"])
     assert took < 30  # a bound for a loaded CI machine; benchmarks/ui_api.py measures it
+
+
+def test_a_cut_series_is_read_again_once_it_has_a_new_last_point(ui_readable: UI, readable: Store) -> None:
+    from mltrack.store import get_store
+
+    run_id = readable.sweep_runs[-1]
+    path = f"/api/metrics/history?run_ids={run_id}&keys=grad_norm&max_points=100"
+    first = ui_readable.ok(path)["series"][0]
+    assert ui_readable.ok(path)["series"][0] == first  # the cached answer is the same answer
+    _bulk_metrics(get_store(readable.uri), run_id, [("grad_norm", 99.0, int(time.time() * 1000), SWEEP_STEPS)])
+    again = ui_readable.ok(path)["series"][0]
+    assert again["total"] == SWEEP_STEPS + 1 and again["steps"][-1] == SWEEP_STEPS and max(again["values"]) == 99.0
 
 
 def test_the_summary_names_experiments_and_best_metrics(ui_readable: UI, readable: Store) -> None:
