@@ -79,6 +79,37 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(sqlite_uri: str
     assert mlflow.MlflowClient(sqlite_uri).get_run(out["run_id"]).info.status == "FINISHED"
 
 
+def test_an_idle_writer_exits_and_the_next_run_starts_a_new_one(sqlite_uri: str) -> None:
+    code = (
+        "import json, os, time, mltrack\n"
+        "from mltrack import runs\n"
+        "ids, writers = [], []\n"
+        "for name in ('first', 'second'):\n"
+        "    with mltrack.start_run(name) as run:\n"
+        "        for i in range(500):\n"
+        "            mltrack.log_metric('loss', float(i), step=i)\n"
+        "    ids.append(run.run_id)\n"
+        "    writers.append(runs.get_writer().writer_pid)\n"
+        "    if name == 'first':\n"
+        "        deadline = time.monotonic() + 30\n"
+        "        while time.monotonic() < deadline:\n"
+        "            try:\n"
+        "                os.kill(writers[0], 0)\n"
+        "            except ProcessLookupError:\n"
+        "                break\n"
+        "            os.waitpid(writers[0], os.WNOHANG)\n"  # reap it: a zombie still answers kill(0)
+        "            time.sleep(0.1)\n"
+        "print(json.dumps({'ids': ids, 'writers': writers}))\n"
+    )
+    result = run_python(code, env={**PROCESS, "MLTRACK_WRITER_IDLE_EXIT_S": "1"}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    out = _last_json(result.stdout)
+    first, second = out["writers"]
+    assert first != second
+    for run_id in out["ids"]:
+        assert _history(sqlite_uri, run_id) == [float(i) for i in range(500)]
+
+
 def test_a_forked_workers_points_are_delivered_by_the_same_writer(sqlite_uri: str) -> None:
     code = (
         "import json, os, multiprocessing as mp, mltrack\n"

@@ -78,7 +78,10 @@ REFUSED_TAG = "mltrack.refused"  # what the store refused of a run, and where it
 WRITER_RECORDS = {"flush", "open", "close"}
 ACK_FILE = "ack"  # the writer process's answer, in the spool folder
 WRITER_LOCK = "writer.lock"  # held by the writer process while it delivers the spool
-WRITER_LET_GO_S = 2.0  # a writer process lets go of a dead process's spool within one cycle
+# A writer process lets go of a dead process's spool at its next cycle; a cycle delivering a large
+# batch on a loaded machine takes seconds (2 s was exceeded under CI-like load), and waiting only
+# costs anything when a process died with its writer still delivering.
+WRITER_LET_GO_S = 10.0
 
 
 def spool_root(data_dir: Path) -> Path:

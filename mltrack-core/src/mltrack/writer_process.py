@@ -69,9 +69,20 @@ ENV_PARENT = "MLTRACK_WRITER_PARENT"
 ENV_SETTINGS = "MLTRACK_WRITER_SETTINGS"
 MAX_REFUSED_IN_ACK = 100
 START_TIMEOUT_S = 30.0
+# A writer with nothing to deliver for this long exits (an idle one costs a wake-up every
+# flush interval); the next run starts one.
+IDLE_EXIT_S = float(os.environ.get("MLTRACK_WRITER_IDLE_EXIT_S", "60"))
 
 # The writer this process tree uses; inherited by forked children, which register with it.
 _address: tuple[str, int] | None = None  # (socket path, writer pid)
+# The settings that writer was started with: a process that changes them (configure(), another
+# MLTRACK_* environment) gets a writer of its own rather than one writing with stale settings.
+_address_settings: str | None = None
+
+
+def _settings_key(settings: Any) -> str:
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("MLTRACK_"))
+    return settings.model_dump_json() + json.dumps(env)
 
 
 # -- the logging process's side -------------------------------------------------------------
@@ -125,9 +136,11 @@ class WriterProcessClient:
         self._proc: subprocess.Popen[bytes] | None = None
         self.degraded: dict[str, str] = {}
         self.extra_sinks: list[Any] = []
-        global _address
-        if _address is None or not self._send(b"wake", _address[0]):
+        global _address, _address_settings
+        key = _settings_key(settings)
+        if _address is None or _address_settings != key or not self._send(b"wake", _address[0]):
             _address = self._start()
+            _address_settings = key
 
     # hot-path compatibility: params, tags and metrics are all in the spool already
     def put(self, item: tuple[Any, ...]) -> None:
@@ -188,13 +201,15 @@ class WriterProcessClient:
             return exc.errno in (errno.EAGAIN, errno.ENOBUFS)
 
     def _ensure_writer(self) -> None:
-        """Start a new writer (registering this process's spools) if the last one died."""
-        global _address
+        """Start a new writer (registering this process's spools) if the last one died or
+        exited idle."""
+        global _address, _address_settings
         if _address is not None and self._send(b"wake", _address[0]):
             return
         if self._proc is not None:
             self._proc.poll()  # reap it
         _address = self._start()
+        _address_settings = _settings_key(self._settings)
         with self._lock:
             registered = list(self._spools.values())
         for reg in registered:
@@ -350,11 +365,16 @@ class WriterProcess:
         self.orphans: dict[Path, float] = {}  # spools of dead workers of live runs, next try time
 
     def run(self) -> None:
+        idle_since = time.monotonic()
         try:
             while True:
                 self._receive()
                 self._step()
-                if not self.tracked and not self.orphans and os.getppid() != self.parent:
+                if self.tracked or self.orphans:
+                    idle_since = time.monotonic()
+                elif os.getppid() != self.parent or time.monotonic() - idle_since > IDLE_EXIT_S:
+                    # A registration sent meanwhile is not lost for good: the sender's next
+                    # wake fails, and it starts a writer and registers its spools again.
                     return
         finally:
             self.writer.close_sinks()
