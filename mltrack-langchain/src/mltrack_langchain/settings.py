@@ -13,6 +13,11 @@ class LangChainSettings(BaseModel):
     log_inputs_outputs: bool = Field(
         True, description="record each call's inputs and outputs in the trace (off: names, timings and tokens only)"
     )
+    mlflow_traces: bool = Field(
+        True,
+        description="record each top-level invocation as an MLflow trace of the run (off: metrics and the "
+        "JSON-lines export only)",
+    )
     max_text_chars: int = Field(
         2000, ge=0, description="longest text kept per input or output value in a trace (longer text is cut)"
     )

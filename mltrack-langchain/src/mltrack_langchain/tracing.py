@@ -50,6 +50,7 @@ class _Trace:
     step: int
     log_inputs_outputs: bool
     max_text_chars: int
+    mlflow_trace: bool
     spans: list[_Span] = field(default_factory=list)
     finished: bool = False
 
@@ -217,15 +218,16 @@ def _artifact_lines(run_id: str) -> list[str]:
         return Path(local).read_text(encoding="utf-8").splitlines(keepends=True)
 
 
-def _settings() -> tuple[bool, int]:
-    """(log_inputs_outputs, max_text_chars) from the plugin's settings; defaults if it is not loaded."""
+def _settings() -> tuple[bool, int, bool]:
+    """(log_inputs_outputs, max_text_chars, mlflow_traces) from the plugin's settings; defaults if it
+    is not loaded."""
     from mltrack_langchain.settings import LangChainSettings
 
     try:
         settings = mltrack.plugin_settings("langchain")
     except MLTrackError:
         settings = LangChainSettings.model_validate({})
-    return settings.log_inputs_outputs, settings.max_text_chars
+    return settings.log_inputs_outputs, settings.max_text_chars, settings.mlflow_traces
 
 
 def _now_ms() -> int:
@@ -360,8 +362,8 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
             target = self._target_run()
             if target is None:
                 return
-            log_io, max_chars = _settings()
-            trace = _Trace(str(run_id), target, _store.next_step(target), log_io, max_chars)
+            log_io, max_chars, mlflow_trace = _settings()
+            trace = _Trace(str(run_id), target, _store.next_step(target), log_io, max_chars, mlflow_trace)
         span = _Span(
             span_id=str(run_id),
             parent_id=parent.span_id if parent is not None else None,
@@ -426,7 +428,8 @@ class MLTrackCallbackHandler(BaseCallbackHandler):
         lines = [json.dumps(s.record(), default=str) + "\n" for s in spans]
         if not _store.add(trace.run_id, lines):
             return  # the run ended while this invocation was still going
-        _export_mlflow_trace(trace, root, spans)
+        if trace.mlflow_trace:
+            _export_mlflow_trace(trace, root, spans)
         try:
             mltrack.log_metrics(metrics, step=trace.step, run_id=trace.run_id)
         except MLTrackError as exc:

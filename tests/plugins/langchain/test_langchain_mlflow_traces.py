@@ -89,6 +89,14 @@ def test_a_failing_call_is_an_error_span_and_still_raises(sqlite_uri: str, autol
     assert {s.name for s in failed} == {"RunnableSequence", "fail"}
 
 
+def test_the_setting_turns_mlflow_traces_off(sqlite_uri: str, autolog: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLTRACK_PLUGINS__LANGCHAIN__MLFLOW_TRACES", "false")
+    with mltrack.start_run() as run:
+        assert chat_chain("quiet").invoke({"topic": "owls"}) == "quiet"
+    assert run_traces(sqlite_uri, run.run_id) == []
+    assert mltrack.get_run(run.run_id).data.metrics["langchain.calls"] == 4
+
+
 def test_a_trace_that_cannot_be_written_warns_once_and_the_run_goes_on(
     sqlite_uri: str, autolog: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

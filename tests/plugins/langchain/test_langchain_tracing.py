@@ -40,6 +40,13 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the metrics and the JSON-lines export; MLflow traces (about 1 s per
+    test on a loaded machine) have their own tests in test_langchain_mlflow_traces.py."""
+    monkeypatch.setenv("MLTRACK_PLUGINS__LANGCHAIN__MLFLOW_TRACES", "false")
+
+
 @pytest.fixture
 def autolog() -> Iterator[None]:
     mltrack.autolog("langchain")
