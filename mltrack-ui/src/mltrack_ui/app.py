@@ -141,7 +141,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=sorted(allowed_origins),
             allow_credentials=True,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],  # the write routes (actions.py)
             allow_headers=["Content-Type", "Authorization"],
             max_age=600,
         )

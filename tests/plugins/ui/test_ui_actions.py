@@ -197,6 +197,9 @@ def test_a_hosted_front_end_in_cors_origins_may_write(store: SmallStore, client:
     run_id = new_run(store, client)
     with serve(tracking_uri=store.uri, cors_origins=["https://ui.example"]) as server:
         hosted = UI(server.url)
+        preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "PATCH"}
+        status, headers, _ = hosted.request(f"/api/runs/{run_id}", method="OPTIONS", headers=preflight)
+        assert status == 200 and "PATCH" in headers["access-control-allow-methods"]
         status, body = send(
             hosted, "PATCH", f"/api/runs/{run_id}", {"name": "hosted"}, {"Origin": "https://ui.example"}
         )
