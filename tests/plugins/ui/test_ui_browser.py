@@ -134,7 +134,8 @@ def test_a_100k_step_metric_is_charted_and_zooms(page: Any, ui: UI, seeded: Seed
     # Something was drawn: the canvas has coloured (non-grey) pixels.
     coloured = page.evaluate(
         """(canvas) => { const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-             let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.abs(d[i] - d[i + 2]) > 60) n++;
+             let n = 0; for (let i = 0; i < d.length; i += 4)
+               if (d[i + 3] > 0 && Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) n++;
              return n; }""",
         canvas,
     )
