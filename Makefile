@@ -248,10 +248,13 @@ COMPOSE = $(DOCKER_COMPOSE) --env-file $(ENV_FILE) -p $(COMPOSE_PROJECT) -f comp
 $(ENV_FILE):
 	@python3 docker/make_env.py .env.example $@
 
+# a fresh clone has no .venv yet: then the system's python3 (with pip) builds the wheels; the UI's
+# wheel builds its front end when it is not built yet (mltrack-ui/hatch_build.py: needs Node.js)
+DOCKER_WHEEL_PY = $(if $(wildcard $(PY)),$(PY),python3)
+
 docker-wheels: ## MLTrack's own wheels (the UI's with its built front end) into docker/wheels for the images
-	@test -f mltrack-ui/src/mltrack_ui/static/index.html || $(MAKE) --no-print-directory ui-build
 	@rm -rf docker/wheels && mkdir -p docker/wheels
-	$(PIP) wheel --no-deps --no-build-isolation -q -w docker/wheels ./mltrack-core ./mltrack-ui
+	$(DOCKER_WHEEL_PY) -m pip wheel --no-deps -q -w docker/wheels ./mltrack-core ./mltrack-ui
 
 docker-build: docker-wheels $(ENV_FILE) ## Build the images: tracking server, UI (on the tracking image's layers)
 	@# in this order: the UI image starts FROM the tracking image
