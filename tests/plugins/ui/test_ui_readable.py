@@ -466,7 +466,7 @@ def test_a_running_run_updates_until_it_ends(page: Any, ui_readable: UI, readabl
     page.wait_for_selector("[data-testid=run-name] ~ p .badge >> text=FINISHED", timeout=20_000)
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    page.wait_for_timeout(6_000)
+    page.wait_for_timeout(4_000)  # more than the 3 s a live run page waits between polls
     assert not [r for r in requests if "/api/" in r], requests  # polling stopped with the run
     assert page.locator("[data-testid=updated-ago]").count() == 0
     assert problems == []

@@ -18,7 +18,7 @@ import type { Panel, RunDetail } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
 /** A running run's page asks again this often; a finished one is asked once. */
-const LIVE_REFRESH_MS = 5000;
+const LIVE_REFRESH_MS = 3000;
 
 const TABS = ["overview", "charts", "artifacts"] as const;
 
