@@ -60,14 +60,14 @@ test: ## Run the whole test suite (sqlite and a real mlflow server on PostgreSQL
 
 PLUGINS := $(patsubst mltrack-%,%,$(filter-out mltrack-core,$(patsubst ./%,%,$(filter ./mltrack-%,$(PACKAGES)))))
 
-test-isolated: ## Run each plugin's tests in a venv holding only core + that plugin (catches undeclared imports)
+test-isolated: ## Run each plugin's tests (browser tests aside) in a venv holding only core + that plugin (catches undeclared imports)
 	@set -e; for id in $(PLUGINS); do \
 	  env=.venv-isolated-$$id; \
 	  echo "== mltrack-$$id alone in $$env"; \
 	  test -x $$env/bin/python || python3 -m venv $$env; \
 	  $$env/bin/python -m pip install -q $(CONSTRAINTS) pytest pytest-timeout hatchling editables; \
 	  $$env/bin/python -m pip install -q $(CONSTRAINTS) -e ./mltrack-core -e "./mltrack-$$id[test]"; \
-	  $$env/bin/python -m pytest -p no:cacheprovider tests/plugins/$$id $(PYTEST_ARGS); \
+	  $$env/bin/python -m pytest -p no:cacheprovider -m "not browser" tests/plugins/$$id $(PYTEST_ARGS); \
 	done
 
 test-python: ## Run the Python tests only (pytest, without the browser tests of the front end)

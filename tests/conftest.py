@@ -198,3 +198,14 @@ def run_cli(
     full_env = {**os.environ, **(env or {})}
     mltrack = Path(sys.executable).parent / "mltrack"
     return subprocess.run([str(mltrack), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+_BROWSER_FIXTURES = frozenset({"page", "browser", "context"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test-isolated` leaves the browser tests out: they exercise the same Python code as
+    # the API tests (what an isolated venv checks) and cost minutes of CI a second time.
+    for item in items:
+        if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
