@@ -6,6 +6,7 @@ import { apiUrl } from "@/lib/api";
 import { formatBytes } from "@/lib/format";
 import type { ArtifactEntry, ArtifactPreview } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
+import { useApiBase } from "@/lib/useApiBase";
 
 import { ErrorNote } from "./Common";
 
@@ -43,10 +44,11 @@ function Folder({ runId, path, onOpen }: { runId: string; path: string; onOpen: 
 function Preview({ runId, path }: { runId: string; path: string }) {
   const base = `/api/runs/${encodeURIComponent(runId)}/artifacts`;
   const { data, error } = useApi<ArtifactPreview>(`${base}/preview`, { path });
-  const download = apiUrl(`${base}/file`, { path });
+  const apiRoot = useApiBase(); // a hosted front end's links go to the API's origin
+  const download = apiRoot + apiUrl(`${base}/file`, { path });
   let body = null;
   if (data?.kind === "image") {
-    body = <img className="preview" src={apiUrl(`${base}/file`, { path, inline: true })} alt={path} />;
+    body = <img className="preview" src={apiRoot + apiUrl(`${base}/file`, { path, inline: true })} alt={path} />;
   } else if (data?.kind === "json") {
     let text = data.content ?? "";
     try {

@@ -133,3 +133,22 @@ def test_the_hosted_front_end_logs_in_by_token_and_shows_runs(
     # Only the runs page's inline early fetch (lib/earlyFetch.ts, same-origin by design) goes to the
     # static host; it gets a 404 there and the page asks the API instead.
     assert {url.split("?")[0] for url in api_calls if not url.startswith(api)} <= {f"{hosted.front}/api/runs"}
+
+
+def test_the_hosted_front_ends_artifact_links_point_at_the_api(
+    page: Any, hosted: Hosted, sqlite_store: SmallStore
+) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(sqlite_store.uri).log_text(sqlite_store.run_id, "hello from the run", "notes/hello.txt")
+    page.goto(f"{hosted.front}/run/?id={sqlite_store.run_id}")
+    page.wait_for_selector("[data-testid=login-form]")  # each test's browser context starts logged out
+    page.fill("input[type=password]", TOKEN)
+    page.click("button[type=submit]")
+    page.get_by_role("button", name="artifacts").click()
+    page.get_by_role("button", name="notes").click()
+    page.click("[data-testid=artifact-file]")
+    assert page.wait_for_selector("[data-testid=artifact-preview]").inner_text() == "hello from the run"
+    href = page.get_by_role("link", name="download").get_attribute("href")
+    assert href is not None and href.startswith(f"{hosted.api.url}/api/runs/"), href
+    screenshot(page, "hosted-artifact")
