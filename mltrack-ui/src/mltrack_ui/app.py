@@ -338,12 +338,6 @@ def create_app(
     def unknown_api(rest: str) -> JSONResponse:
         return _error_response(404, f"no API route /api/{rest}")
 
-    @app.get("/config.json", include_in_schema=False)
-    def frontend_config() -> JSONResponse:
-        # The front end asks where its API is (a hosted copy names a server); here it is this
-        # origin. Without this answer every page load logs a 404 in the browser's console.
-        return StrictJSONResponse({})
-
     _mount_frontend(app, frontend if frontend is not None else static_dir())
     return app
 
