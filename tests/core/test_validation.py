@@ -22,8 +22,12 @@ def run(sqlite_uri: str) -> Any:
         yield active
 
 
-def queued() -> int:
-    return len(runs.get_writer()._queue)
+def queued() -> tuple[int, int, int]:
+    """What the run has accepted: the thread writer's queue, the spool's unsent metric slots and
+    the size of its log (params and tags), so that either writer (thread or process) is checked."""
+    spool = runs.active_run().spool  # type: ignore[union-attr]
+    log = (spool.path / "log").stat().st_size if spool else 0
+    return len(getattr(runs.get_writer(), "_queue", ())), spool.written_since(0) if spool else 0, log
 
 
 BAD_CALLS = [
