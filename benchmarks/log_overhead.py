@@ -15,8 +15,9 @@ What is measured, for each contender and each store:
 * **points stored**: every run is read back with ``MlflowClient(uri).get_metric_history(run_id,
   "loss")`` after the run ended, and the count is compared with what was logged (warm-up + loop).
 
-Contenders: ``mltrack.log_metric`` (thread writer, the default) and the same with
-``writer = "process"`` (the store writes run in MLTrack's writer process); ``mlflow.log_metric(..., synchronous=True)``;
+Contenders: ``mltrack.log_metric`` with ``writer = "thread"`` (the thread writer) and the same with
+``writer = "process"`` (the default: the store writes run in MLTrack's writer process);
+``mlflow.log_metric(..., synchronous=True)``;
 ``mlflow.log_metric(..., synchronous=False)``; and a floor, ``collections.deque.append`` of a small
 tuple, the least a non-blocking logger can do per call.
 
@@ -133,7 +134,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         result["import_s"] = perf() - t_import
         # Default settings (the crash-safe spool included), but the spool lives in this child's temp folder.
         data_dir = Path(spec["data_dir"])
-        extra = {"writer": "process"} if kind == "mltrack-process" else {}
+        extra = {"writer": "process" if kind == "mltrack-process" else "thread"}
         mltrack.configure(tracking_uri=uri, data_dir=data_dir, **extra)
         t = perf()
         run = mltrack.start_run(run_name="bench-mltrack")

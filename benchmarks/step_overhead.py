@@ -16,8 +16,8 @@ medians of ``--rounds`` rounds (default 5):
 * **durable s**: from the last step until the data is durable (``end_run`` returned).
 * **peak RSS MB**: the training process's peak resident set (``ru_maxrss``).
 
-Contenders: ``bare`` (no logging); ``mltrack`` (thread writer, the default) and
-``mltrack-process`` (``MLTRACK_WRITER=process``: the writer runs in its own process); ``mlflow-sync``
+Contenders: ``bare`` (no logging); ``mltrack`` (``MLTRACK_WRITER=thread``: the thread writer) and
+``mltrack-process`` (the default, ``MLTRACK_WRITER=process``: the writer runs in its own process); ``mlflow-sync``
 and ``mlflow-async`` (``mlflow.log_metric(..., synchronous=...)``); ``wandb`` (offline) when the
 package is installed, else skipped with the reason. MLflow sync writes one point per call and takes
 milliseconds a call, so it logs ``--mlflow-sync-steps`` (default 500); MLflow async's queue drains at
@@ -127,7 +127,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     if kind in ("mltrack", "mltrack-process"):
         import mltrack
 
-        extra = {"writer": "process"} if kind == "mltrack-process" else {}
+        extra = {"writer": "process" if kind == "mltrack-process" else "thread"}
         mltrack.configure(tracking_uri=uri, data_dir=Path(spec["data_dir"]), **extra)
         mltrack.start_run(run_name=f"bench-{kind}")
         log = mltrack.log_metric
@@ -279,7 +279,7 @@ def main() -> None:
                         kind, args.steps
                     )
                     spec = {"kind": kind, "workload": workload, "steps": steps, "uri": uri, "data_dir": str(folder)}
-                    env = {"MLTRACK_WRITER": "process"} if kind == "mltrack-process" else {}
+                    env = {"MLTRACK_WRITER": "process" if kind == "mltrack-process" else "thread"}
                     outcome = _run_child(spec, env)
                     if isinstance(outcome, str):
                         failures.append(f"{workload}/{kind} round {round_no}: {outcome}")

@@ -110,6 +110,27 @@ def test_an_idle_writer_exits_and_the_next_run_starts_a_new_one(sqlite_uri: str)
         assert _history(sqlite_uri, run_id) == [float(i) for i in range(500)]
 
 
+def test_a_run_without_a_spool_is_delivered_from_the_training_process(sqlite_uri: str) -> None:
+    code = (
+        "import json, mltrack\n"
+        "ids = []\n"
+        "for spool in (True, False):\n"  # spool = false set after the writer process started
+        "    mltrack.configure(spool=spool)\n"
+        "    with mltrack.start_run(f'spool-{spool}') as run:\n"
+        "        mltrack.log_param('spool', spool)\n"
+        "        for i in range(300):\n"
+        "            mltrack.log_metric('loss', float(i), step=i)\n"
+        "    ids.append(run.run_id)\n"
+        "print(json.dumps({'ids': ids}))\n"
+    )
+    result = run_python(code, env=PROCESS, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "dropped" not in result.stderr
+    for run_id in _last_json(result.stdout)["ids"]:
+        assert _history(sqlite_uri, run_id) == [float(i) for i in range(300)]
+        assert mlflow.MlflowClient(sqlite_uri).get_run(run_id).info.status == "FINISHED"
+
+
 def test_a_forked_workers_points_are_delivered_by_the_same_writer(sqlite_uri: str) -> None:
     code = (
         "import json, os, multiprocessing as mp, mltrack\n"

@@ -82,7 +82,7 @@ _address_settings: str | None = None
 
 def _settings_key(settings: Any) -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("MLTRACK_"))
-    return settings.model_dump_json() + json.dumps(env)
+    return str(settings.model_dump_json()) + json.dumps(env)
 
 
 # -- the logging process's side -------------------------------------------------------------
@@ -136,6 +136,11 @@ class WriterProcessClient:
         self._proc: subprocess.Popen[bytes] | None = None
         self.degraded: dict[str, str] = {}
         self.extra_sinks: list[Any] = []
+        # Runs without a spool (`spool = false` set after this writer started, or a forked child
+        # whose spool could not be made) have nothing a writer process could read: a thread
+        # writer of this process delivers them, as it would with writer = "thread".
+        self._thread: BackgroundWriter | None = None
+        self._thread_runs: set[str] = set()
         global _address, _address_settings
         key = _settings_key(settings)
         if _address is None or _address_settings != key or not self._send(b"wake", _address[0]):
@@ -144,8 +149,21 @@ class WriterProcessClient:
 
     # hot-path compatibility: params, tags and metrics are all in the spool already
     def put(self, item: tuple[Any, ...]) -> None:
-        if item and item[0] not in (PARAM, TAG):
-            logger.error("mltrack: run %s has no spool; its metric point was dropped", item[1])
+        if self._thread is not None and item[1] in self._thread_runs:
+            self._thread.put(item)
+
+    def _spoolless(self) -> BackgroundWriter:
+        if self._thread is None:
+            from mltrack.runs import extra_sinks
+
+            settings = self._settings
+            self._thread = BackgroundWriter(
+                flush_interval_s=settings.flush_interval_ms / 1000,
+                retries=settings.write_retries,
+                backoff_s=settings.retry_backoff_s,
+                extra_sinks=extra_sinks(),
+            )
+        return self._thread
 
     @property
     def writer_pid(self) -> int:
@@ -219,6 +237,8 @@ class WriterProcessClient:
 
     def open_run(self, run_id: str, primary: Any, experiment_id: str, run_name: str | None, spool: Any = None) -> None:
         if not isinstance(spool, RunSpool):
+            self._spoolless().open_run(run_id, primary, experiment_id, run_name, spool)
+            self._thread_runs.add(run_id)
             return
         spool.read_elsewhere = True
         spool.append_record({"open": [experiment_id, run_name]})
@@ -229,21 +249,31 @@ class WriterProcessClient:
             self._ensure_writer()
 
     def close_run(self, run_id: str, status: str) -> None:
+        if self._thread is not None and run_id in self._thread_runs:
+            self._thread.close_run(run_id, status)
+            return
         for reg in self._registered(run_id):
             with contextlib.suppress(OSError):
                 reg.spool.append_record({"close": status})
         self._wake()
 
     def forget_run(self, run_id: str) -> list[Any]:
+        if self._thread is not None and run_id in self._thread_runs:
+            self._thread_runs.discard(run_id)
+            return self._thread.forget_run(run_id)
         with self._lock:
             for name in [n for n, r in self._spools.items() if r.run_id == run_id]:
                 del self._spools[name]
         return []
 
     def pending_items(self, run_id: str) -> int:
+        if self._thread is not None and run_id in self._thread_runs:
+            return self._thread.pending_items(run_id)
         return sum(read_ack(r.spool.path).pending for r in self._registered(run_id))
 
     def refused(self, run_id: str) -> tuple[list[Refused], Quarantine | None]:
+        if self._thread is not None and run_id in self._thread_runs:
+            return self._thread.refused(run_id)
         refused: list[Refused] = []
         quarantine: Quarantine | None = None
         for reg in self._registered(run_id):
@@ -258,6 +288,8 @@ class WriterProcessClient:
 
     def close_sinks(self) -> None:
         """The extra sinks live in the writer process, which closes them when it exits."""
+        if self._thread is not None:
+            self._thread.close_sinks()
 
     def stop(self, timeout: float = 5.0) -> None:
         self.flush(timeout)
@@ -274,6 +306,8 @@ class WriterProcessClient:
 
     def flush(self, timeout: float | None = None, run_id: str | None = None) -> None:
         """Wait until the writer process has delivered everything logged before this call."""
+        if self._thread is not None:
+            self._thread.flush(timeout, run_id=run_id)
         waits: list[tuple[_Registered, int]] = []
         for reg in self._registered(None):
             bound = reg.spool.claim_bound()
