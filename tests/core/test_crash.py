@@ -217,7 +217,8 @@ def test_end_run_during_an_outage_keeps_the_rest_in_the_spool(tmp_path: Path, mo
 
     server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
     monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
-    mltrack.configure(write_retries=1, retry_backoff_s=0.05, end_run_timeout_s=2)
+    # 10 s: a writer process's cycle against a server going down can take seconds on a loaded machine
+    mltrack.configure(write_retries=1, retry_backoff_s=0.05, end_run_timeout_s=10)
     try:
         run = mltrack.start_run("outage-end")
         mltrack.log_metric("loss", 0.0, step=0)

@@ -158,8 +158,8 @@ time.sleep(300)
 def test_mltrack_sync_delivers_a_killed_run_only_with_credentials(
     auth_server: AuthServer, as_admin: Any, tmp_path: Path
 ) -> None:
-    # The writer would flush once a minute: at the kill, the points are in the spool only.
-    env = {**os.environ, **auth_server.env(), "MLTRACK_FLUSH_INTERVAL_MS": "60000"}
+    # A thread writer that would flush once a minute: at the kill, the points are in the spool only.
+    env = {**os.environ, **auth_server.env(), "MLTRACK_FLUSH_INTERVAL_MS": "60000", "MLTRACK_WRITER": "thread"}
     child = subprocess.Popen(
         [sys.executable, "-c", CRASH, "basic-auth-sync", str(POINTS)],
         stdout=subprocess.PIPE,

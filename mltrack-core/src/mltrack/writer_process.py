@@ -75,14 +75,36 @@ IDLE_EXIT_S = float(os.environ.get("MLTRACK_WRITER_IDLE_EXIT_S", "60"))
 
 # The writer this process tree uses; inherited by forked children, which register with it.
 _address: tuple[str, int] | None = None  # (socket path, writer pid)
-# The settings that writer was started with: a process that changes them (configure(), another
-# MLTRACK_* environment) gets a writer of its own rather than one writing with stale settings.
+# What that writer was started with: a client whose settings differ starts its own writer, and a
+# run started after the credentials changed (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, AWS_*) goes
+# to a new writer, since a writer process reads its environment once; the old one finishes what
+# it has.
 _address_settings: str | None = None
+_address_credentials: str | None = None
+
+_CREDENTIALS = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+)
+
+
+def _credentials_key() -> str:
+    return json.dumps([os.environ.get(name) for name in _CREDENTIALS])
 
 
 def _settings_key(settings: Any) -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("MLTRACK_"))
-    return str(settings.model_dump_json()) + json.dumps(env)
+    return str(settings.model_dump_json()) + json.dumps(env) + _credentials_key()
 
 
 # -- the logging process's side -------------------------------------------------------------
@@ -180,6 +202,8 @@ class WriterProcessClient:
     # -- the writer process's lifecycle ----------------------------------------------------
 
     def _start(self) -> tuple[str, int]:
+        global _address_credentials
+        _address_credentials = _credentials_key()  # what the new writer's environment holds
         path = os.path.join(tempfile.gettempdir(), f"mltrack-w-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
         log_dir = Path(self._settings.data_dir) / "writer"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +264,7 @@ class WriterProcessClient:
             self._spoolless().open_run(run_id, primary, experiment_id, run_name, spool)
             self._thread_runs.add(run_id)
             return
+        self._follow_credentials()
         spool.read_elsewhere = True
         spool.append_record({"open": [experiment_id, run_name]})
         with self._lock:
@@ -247,6 +272,11 @@ class WriterProcessClient:
         assert _address is not None
         if not self._send(b"register " + os.fsencode(spool.path), _address[0]):
             self._ensure_writer()
+
+    def _follow_credentials(self) -> None:
+        global _address
+        if _credentials_key() != _address_credentials:
+            _address = self._start()
 
     def close_run(self, run_id: str, status: str) -> None:
         if self._thread is not None and run_id in self._thread_runs:
