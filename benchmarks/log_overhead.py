@@ -16,7 +16,7 @@ What is measured, for each contender and each store:
   "loss")`` after the run ended, and the count is compared with what was logged (warm-up + loop).
 
 Contenders: ``mltrack.log_metric`` with ``writer = "thread"`` (the thread writer) and the same with
-``writer = "process"`` (the default: the store writes run in MLTrack's writer process);
+``writer = "process"`` (the store writes run in MLTrack's writer process);
 ``mlflow.log_metric(..., synchronous=True)``;
 ``mlflow.log_metric(..., synchronous=False)``; and a floor, ``collections.deque.append`` of a small
 tuple, the least a non-blocking logger can do per call.

@@ -17,7 +17,7 @@ medians of ``--rounds`` rounds (default 5):
 * **peak RSS MB**: the training process's peak resident set (``ru_maxrss``).
 
 Contenders: ``bare`` (no logging); ``mltrack`` (``MLTRACK_WRITER=thread``: the thread writer) and
-``mltrack-process`` (the default, ``MLTRACK_WRITER=process``: the writer runs in its own process); ``mlflow-sync``
+``mltrack-process`` (``MLTRACK_WRITER=process``: the writer runs in its own process); ``mlflow-sync``
 and ``mlflow-async`` (``mlflow.log_metric(..., synchronous=...)``); ``wandb`` (offline) when the
 package is installed, else skipped with the reason. MLflow sync writes one point per call and takes
 milliseconds a call, so it logs ``--mlflow-sync-steps`` (default 500); MLflow async's queue drains at
