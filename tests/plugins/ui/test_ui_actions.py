@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from conftest import fresh_sqlite_uri
@@ -209,7 +210,9 @@ def test_a_hosted_front_end_in_cors_origins_may_write(store: SmallStore, client:
 
 def test_writes_go_through_a_real_mlflow_server(server_store: SmallStore, tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=server_store.uri)
-    run_id = new_run(server_store, client, "remote")
+    # an experiment of its own: the session's server store is shared with other modules' tests
+    experiment_id = client.create_experiment(f"ui-actions-remote-{uuid4().hex[:8]}")
+    run_id = str(client.create_run(experiment_id, run_name="remote", tags={"team": "owls"}).info.run_id)
     with serve(tracking_uri=server_store.uri) as server:
         remote = UI(server.url)
         status, body = send(remote, "PATCH", f"/api/runs/{run_id}", {"name": "renamed", "set_tags": {"k": "v"}})
