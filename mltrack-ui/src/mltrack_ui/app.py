@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from mltrack import InvalidInputError, MLTrackError, StoreError
 from mltrack.extend import MlflowStore, get_store, mask_secrets
-from mltrack_ui import actions, artifacts, deployments_view, registry, store_summary, traces
+from mltrack_ui import actions, artifacts, deployments_view, registry, saved_views, store_summary, traces
 from mltrack_ui.auth import SESSION_COOKIE, AuthPolicy, ProxyIdentity, auth_middleware, same_origin
 from mltrack_ui.downsample import MIN_POINTS
 from mltrack_ui.json_response import StrictJSONResponse
@@ -325,6 +325,7 @@ def create_app(
     app.include_router(api)
     traces.register(app, store)
     actions.register(app, store, allowed_origins)
+    saved_views.register(app, store, allowed_origins)
 
     @app.get("/-/plugins.json")
     def plugins_json() -> list[dict[str, Any]]:
