@@ -106,6 +106,22 @@ def _isolated_mltrack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     reset_mltrack()
     yield
     reset_mltrack()
+    _forget_mlflow_globals()
+
+
+def _forget_mlflow_globals() -> None:
+    """A test that calls ``mlflow.set_tracking_uri`` / ``set_experiment`` changes MLflow's module
+    globals and the environment (MLflow exports both for subprocesses): every later test's
+    ``MlflowClient()`` would read the wrong store."""
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    tracking_utils.set_tracking_uri(None)  # type: ignore[arg-type]  # None also resets MLflow's tracer
+    fluent._active_experiment_id = None
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
