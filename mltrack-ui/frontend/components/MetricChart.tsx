@@ -52,7 +52,7 @@ interface Props {
   refreshMs?: number | null;
 }
 
-function Bars({ series, labels }: { series: Series[]; labels: Record<string, string> }) {
+export function Bars({ series, labels }: { series: Series[]; labels: Record<string, string> }) {
   const last = series.map((s) => ({ s, value: s.values[s.values.length - 1] }));
   const scale = Math.max(...last.map((l) => Math.abs(l.value ?? 0)), Number.MIN_VALUE);
   return (

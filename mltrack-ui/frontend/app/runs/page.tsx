@@ -10,6 +10,9 @@ import { DeletedRuns } from "@/components/DeletedRuns";
 import { Num } from "@/components/Num";
 import { Updated } from "@/components/Updated";
 import { When } from "@/components/When";
+import { SavedViews } from "@/components/workspace/SavedViews";
+import { type PageView, viewFromQuery, viewFromSaved, viewToQuery } from "@/components/workspace/viewState";
+import { Workspace } from "@/components/workspace/Workspace";
 import { RUNS_PAGE_SIZE } from "@/lib/earlyFetch";
 import { formatDuration, quotedKey } from "@/lib/format";
 import { formatValue } from "@/lib/numbers";
@@ -57,16 +60,21 @@ function SortHeader({ label, orderKey, order, onSort }: { label: string; orderKe
   );
 }
 
+type WorkspaceChoices = Pick<PageView, "tab" | "panels" | "group" | "parallel" | "parallelMetric" | "scatterX" | "scatterY">;
+
 function RunsTable() {
   const search = useSearchParams();
-  const [experiment, setExperiment] = useState(search.get("experiment") ?? "");
-  const [draftFilter, setDraftFilter] = useState(search.get("filter") ?? "");
-  const [filter, setFilter] = useState(search.get("filter") ?? "");
+  // The whole view comes from the URL (a shared or saved view); columns fall back to the remembered choice.
+  const [initial] = useState(() => viewFromQuery(search));
+  const [experiment, setExperiment] = useState(initial.experiment);
+  const [draftFilter, setDraftFilter] = useState(initial.filter);
+  const [filter, setFilter] = useState(initial.filter);
   const [order, setOrder] = useState<Order>(null);
   const [tokens, setTokens] = useState<(string | null)[]>([null]);
-  const [chosen, setChosen] = useState<string[] | null>(() => loadColumns(search.get("experiment") ?? ""));
+  const [chosen, setChosen] = useState<string[] | null>(() => initial.columns ?? loadColumns(initial.experiment));
   const [showChooser, setShowChooser] = useState(false);
-  const [selected, setSelected] = useState<string[]>([]);
+  const [selected, setSelected] = useState<string[]>(initial.selected);
+  const [workspace, setWorkspace] = useState<WorkspaceChoices>(initial);
   const [live, setLive] = useState(false);
 
   const experiments = useApi<Experiment[]>("/api/experiments");
@@ -85,13 +93,24 @@ function RunsTable() {
   );
   const labels = useMemo(() => runLabels(data?.runs ?? []), [data]);
 
+  const view: PageView = useMemo(
+    () => ({ ...workspace, experiment, filter, columns: chosen, selected }),
+    [workspace, experiment, filter, chosen, selected],
+  );
   useEffect(() => {
-    const params = new URLSearchParams();
-    if (experiment) params.set("experiment", experiment);
-    if (filter) params.set("filter", filter);
-    const text = params.toString();
+    const text = viewToQuery(view);
     window.history.replaceState(null, "", text ? `?${text}` : window.location.pathname);
-  }, [experiment, filter]);
+  }, [view]);
+  const shownRuns = useMemo(() => {
+    const runs = data?.runs ?? [];
+    const picked = runs.filter((r) => selected.includes(r.run_id));
+    return picked.length > 0 ? picked : runs;
+  }, [data, selected]);
+  function openView(saved: Record<string, unknown>) {
+    // A saved view is opened as its URL: one way in, the same as a shared link.
+    const text = viewToQuery(viewFromSaved(saved));
+    window.location.assign(`${window.location.pathname}${text ? `?${text}` : ""}`);
+  }
 
   useEffect(() => {
     if (data && !tableMarked) {
@@ -171,10 +190,34 @@ function RunsTable() {
         </Link>
       </form>
       {showChooser && <ColumnPicker columns={allColumns} visible={visible} onChange={choose} />}
+      <div className="tabs ws-tabs">
+        {(["table", "charts"] as const).map((tab) => (
+          <button
+            key={tab}
+            type="button"
+            className={workspace.tab === tab ? "active" : undefined}
+            onClick={() => setWorkspace((w) => ({ ...w, tab }))}
+            data-testid={`tab-${tab}`}
+          >
+            {tab === "table" ? "Table" : "Charts"}
+          </button>
+        ))}
+        <SavedViews experiment={experiment} current={view} onOpen={openView} />
+      </div>
       <ErrorNote error={error} />
       <Loading when={loading && !data} />
+      {data && workspace.tab === "charts" && (
+        <Workspace
+          runs={shownRuns}
+          labels={labels}
+          columns={data.columns}
+          view={view}
+          onChange={(patch) => setWorkspace((w) => ({ ...w, ...patch }))}
+        />
+      )}
       {data && (
         <>
+          {workspace.tab === "table" && (
           <div className="table-wrap">
             <table className="grid" data-testid="runs-table">
               <thead>
@@ -257,6 +300,7 @@ function RunsTable() {
               </tbody>
             </table>
           </div>
+          )}
           <div className="toolbar">
             <button type="button" disabled={tokens.length < 2} onClick={() => setTokens((t) => t.slice(0, -1))}>
               ← previous
