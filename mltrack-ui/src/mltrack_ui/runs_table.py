@@ -9,6 +9,8 @@ fetches the page; both return the same document.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,7 +189,7 @@ def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
                 tags_stmt = tags_stmt.where(SqlTag.key.in_(sorted(wanted_tags)))
             for run_id, key, value in session.execute(tags_stmt):
                 runs[run_id]["tags"][key] = value
-        columns = _column_keys_sql(session, experiment_ids, query.include_deleted)
+        columns = COLUMN_KEYS.keys(backend, session, experiment_ids, query.include_deleted)
     return {
         "runs": [runs[run_id] for run_id in page_ids if run_id in runs],
         "next_page_token": offset_token(offset + query.page_size) if has_more else None,
@@ -196,21 +198,139 @@ def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
     }
 
 
-def _column_keys_sql(session: Any, experiment_ids: list[int], include_deleted: bool) -> dict[str, list[str]]:
-    """Every param, metric and tag key used in the experiments (for the column chooser)."""
-    import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+# -- column keys -------------------------------------------------------------------------------
+# Every key of 20,000 runs takes seconds to collect (a DISTINCT over each run's params, metrics
+# and tags), far more than the page itself. The full set is kept per (store, experiments, view)
+# and only the runs that can still bring a new key are read on each request: runs still RUNNING
+# and runs started since the full set was read. Anything else (a tag set on a finished run, a run
+# whose client clock lags, a deleted run) shows at the next full read, which runs in the
+# background when the experiments' run count or latest start changed, or after REFRESH_S.
 
-    in_scope: Any = sa.select(SqlRun.run_uuid).where(
-        SqlRun.experiment_id.in_(experiment_ids), SqlRun.lifecycle_stage.in_(_view_stages(include_deleted))
+COLUMN_KEYS_REFRESH_S = 30.0
+# A busy experiment changes shape with every new run: read it whole at most this often.
+COLUMN_KEYS_MIN_REFRESH_S = 5.0
+
+ColumnKeysKey = tuple[str, tuple[int, ...], bool]
+
+
+@dataclass
+class _KnownKeys:
+    keys: dict[str, set[str]]
+    # (number of runs, latest start_time) of the experiments when ``keys`` was read
+    shape: tuple[int, int | None]
+    read_at: float
+    refreshing: bool = False
+
+
+class ColumnKeysCache:
+    """The runs table's column keys per (store, experiments, include_deleted)."""
+
+    def __init__(self, refresh_s: float = COLUMN_KEYS_REFRESH_S) -> None:
+        self.refresh_s = refresh_s
+        self._known: dict[ColumnKeysKey, _KnownKeys] = {}
+        self._lock = threading.Lock()
+
+    def keys(
+        self, backend: Any, session: Any, experiment_ids: list[int], include_deleted: bool
+    ) -> dict[str, list[str]]:
+        cache_key: ColumnKeysKey = (str(backend.engine.url), tuple(sorted(experiment_ids)), include_deleted)
+        shape = _runs_shape(session, experiment_ids, include_deleted)
+        with self._lock:
+            known = self._known.get(cache_key)
+        if known is None:
+            known = _KnownKeys(_all_keys(session, experiment_ids, include_deleted), shape, time.monotonic())
+            with self._lock:
+                self._known[cache_key] = known
+            return _sorted_keys(known.keys)
+        recent = _recent_keys(session, experiment_ids, include_deleted, known.shape[1])
+        age = time.monotonic() - known.read_at
+        if age > self.refresh_s or (shape != known.shape and age > min(self.refresh_s, COLUMN_KEYS_MIN_REFRESH_S)):
+            self._refresh(backend, cache_key, experiment_ids, include_deleted)
+        return _sorted_keys({kind: known.keys[kind] | recent[kind] for kind in COLUMN_KINDS})
+
+    def _refresh(
+        self, backend: Any, cache_key: ColumnKeysKey, experiment_ids: list[int], include_deleted: bool
+    ) -> None:
+        with self._lock:
+            known = self._known.get(cache_key)
+            if known is None or known.refreshing:
+                return
+            known.refreshing = True
+
+        def read() -> None:
+            try:
+                with backend.ManagedSessionMaker() as session:
+                    # the shape first: a run added during the read makes the next request read again
+                    shape = _runs_shape(session, experiment_ids, include_deleted)
+                    started = time.monotonic()
+                    keys = _all_keys(session, experiment_ids, include_deleted)
+                with self._lock:
+                    self._known[cache_key] = _KnownKeys(keys, shape, started)
+            except Exception:  # the store went away: keep the old keys, read again next time
+                with self._lock:
+                    known.refreshing = False
+
+        threading.Thread(target=read, name="mltrack-ui-column-keys", daemon=True).start()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._known.clear()
+
+
+COLUMN_KEYS = ColumnKeysCache()
+
+
+def _scope(experiment_ids: list[int], include_deleted: bool) -> list[Any]:
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    return [SqlRun.experiment_id.in_(experiment_ids), SqlRun.lifecycle_stage.in_(_view_stages(include_deleted))]
+
+
+def _runs_shape(session: Any, experiment_ids: list[int], include_deleted: bool) -> tuple[int, int | None]:
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    stmt: Any = sa.select(sa.func.count(), sa.func.max(SqlRun.start_time)).where(
+        *_scope(experiment_ids, include_deleted)
     )
-    keys: dict[str, list[str]] = {}
+    count, latest = session.execute(stmt).one()
+    return int(count), latest
+
+
+def _keys_of(session: Any, runs: Any) -> dict[str, set[str]]:
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlTag
+
+    keys: dict[str, set[str]] = {}
     for kind, table in (("params", SqlParam), ("metrics", SqlLatestMetric), ("tags", SqlTag)):
-        stmt = (sa.select(table.key).where(table.run_uuid.in_(in_scope)).distinct().order_by(table.key)).limit(
-            MAX_COLUMN_KEYS
-        )
-        keys[kind] = [row[0] for row in session.execute(stmt)]
+        stmt: Any = sa.select(table.key).where(table.run_uuid.in_(runs)).distinct()
+        keys[kind] = {row[0] for row in session.execute(stmt)}
     return keys
+
+
+def _all_keys(session: Any, experiment_ids: list[int], include_deleted: bool) -> dict[str, set[str]]:
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    return _keys_of(session, sa.select(SqlRun.run_uuid).where(*_scope(experiment_ids, include_deleted)))
+
+
+def _recent_keys(
+    session: Any, experiment_ids: list[int], include_deleted: bool, since: int | None
+) -> dict[str, set[str]]:
+    """Keys of the runs that may have gained one since the full read: running or newer."""
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    live: Any = SqlRun.status == "RUNNING"
+    if since is not None:
+        started_since: Any = SqlRun.start_time >= since
+        live = sa.or_(live, started_since)
+    return _keys_of(session, sa.select(SqlRun.run_uuid).where(*_scope(experiment_ids, include_deleted), live))
+
+
+def _sorted_keys(keys: dict[str, set[str]]) -> dict[str, list[str]]:
+    return {kind: sorted(keys[kind])[:MAX_COLUMN_KEYS] for kind in COLUMN_KINDS}
 
 
 # -- MlflowClient -----------------------------------------------------------------------------
