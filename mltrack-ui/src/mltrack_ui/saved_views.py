@@ -128,12 +128,12 @@ def register(app: FastAPI, store: MlflowStore, allowed_origins: Collection[str] 
     def views(experiment_id: str) -> list[dict[str, Any]]:
         return list_views(store, _experiment(experiment_id))
 
-    @api.put("/{name}", dependencies=guard)
+    @api.put("/{name:path}", dependencies=guard)
     def put_view(name: str, experiment_id: str, raw: bytes = Depends(_body)) -> dict[str, Any]:
         check_name(name)
         return save_view(store, _experiment(experiment_id), name, parse_view(raw))
 
-    @api.delete("/{name}", dependencies=guard)
+    @api.delete("/{name:path}", dependencies=guard)
     def remove_view(name: str, experiment_id: str) -> dict[str, Any]:
         return delete_view(store, _experiment(experiment_id), name)
 

@@ -69,14 +69,17 @@ export function GroupBands({ groups, series }: Props) {
       <text x={PAD.left + plotW / 2} y={H - 6} textAnchor="middle" className="ws-axis-label">
         step
       </text>
+      {/* every band first, then every mean line: a later group's band never hides an earlier mean */}
       {bands.map(({ group, band: b }) =>
         b.steps.length === 0 ? null : (
-          <g key={group.value} data-testid="group-band" data-group={group.value}>
-            <path d={area(b)} fill={group.colour} fillOpacity={0.15} stroke="none" />
-            <path d={path(b, b.mean)} fill="none" stroke={group.colour} strokeWidth={1.8}>
-              <title>{`${group.label}: mean, band = min..max`}</title>
-            </path>
-          </g>
+          <path key={group.value} d={area(b)} fill={group.colour} fillOpacity={0.12} stroke={group.colour} strokeOpacity={0.25} strokeWidth={0.5} data-testid="group-band" data-group={group.value} />
+        ),
+      )}
+      {bands.map(({ group, band: b }) =>
+        b.steps.length === 0 ? null : (
+          <path key={`m${group.value}`} d={path(b, b.mean)} fill="none" stroke={group.colour} strokeWidth={2} data-testid="group-mean">
+            <title>{`${group.label}: mean, band = min..max`}</title>
+          </path>
         ),
       )}
     </svg>

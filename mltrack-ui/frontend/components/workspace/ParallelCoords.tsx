@@ -9,7 +9,7 @@ import type { RunRow } from "@/lib/types";
 import { axisFor, rampColour } from "./scale";
 
 const H = 320;
-const PAD = { left: 48, right: 64, top: 28, bottom: 24 };
+const PAD = { left: 48, right: 64, top: 40, bottom: 24 };
 const AXIS_GAP = 150;
 
 interface Props {
@@ -24,7 +24,7 @@ export function ParallelCoords({ runs, labels, params, metric }: Props) {
     ...params.map((p) => ({ name: p, value: (r: RunRow) => r.params[p] })),
     { name: metric, value: (r: RunRow) => r.metrics[metric] },
   ];
-  const axes = columns.map((c) => axisFor(runs.map((r) => c.value(r))));
+  const axes = columns.map((c, i) => axisFor(runs.map((r) => c.value(r)), i < params.length));
   const W = PAD.left + PAD.right + AXIS_GAP * Math.max(1, columns.length - 1);
   const plotH = H - PAD.top - PAD.bottom;
   const ax = (i: number) => PAD.left + i * AXIS_GAP;
@@ -52,7 +52,7 @@ export function ParallelCoords({ runs, labels, params, metric }: Props) {
         {columns.map((c, i) => (
           <g key={c.name} data-testid="parallel-axis">
             <line x1={ax(i)} x2={ax(i)} y1={PAD.top} y2={PAD.top + plotH} className="ws-axis" />
-            <text x={ax(i)} y={PAD.top - 12} textAnchor="middle" className="ws-axis-label">
+            <text x={ax(i)} y={PAD.top - 20} textAnchor="middle" className="ws-axis-label">
               {c.name.length > 22 ? `${c.name.slice(0, 21)}…` : c.name}
               {axes[i]?.kind === "log" ? " (log)" : ""}
               <title>{c.name}</title>

@@ -19,7 +19,7 @@ interface Props {
 }
 
 export function Scatter({ runs, labels, param, metric }: Props) {
-  const xAxis = axisFor(runs.map((r) => r.params[param]));
+  const xAxis = axisFor(runs.map((r) => r.params[param]), true);
   const yAxis = axisFor(runs.map((r) => r.metrics[metric]));
   const plotW = W - PAD.left - PAD.right, plotH = H - PAD.top - PAD.bottom;
   const points = runs.flatMap((run) => {

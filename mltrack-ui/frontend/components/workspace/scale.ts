@@ -36,18 +36,21 @@ function asNumber(value: string | number | null | undefined): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-/** An axis fitted to `values`: numeric when every present value is a number, else categories. */
-export function axisFor(values: (string | number | null | undefined)[]): Axis {
+/** An axis fitted to `values`: numeric when every present value is a number, else categories;
+ *  with `allowLog`, positive numbers spanning a decade or more are on a log axis. */
+export function axisFor(values: (string | number | null | undefined)[], allowLog = false): Axis {
   const present = values.filter((v): v is string | number => v !== null && v !== undefined && v !== "");
   const numbers = present.map(asNumber);
   if (present.length > 0 && numbers.every((n) => n !== null)) {
     const ns = numbers as number[];
     let lo = Math.min(...ns), hi = Math.max(...ns);
     // Learning rates and the like span decades: evenly spread on a log axis, bunched on a linear one.
-    if (lo > 0 && hi / lo >= 100) {
+    if (allowLog && lo > 0 && hi / lo >= 10) {
       const [a, b] = [Math.log10(lo), Math.log10(hi)];
       const ticks: Tick[] = [];
       for (let e = Math.ceil(a); e <= Math.floor(b); e++) ticks.push({ at: (e - a) / (b - a), label: formatSig(10 ** e, 3) });
+      // less than two decades: the ends are labelled too, or one tick would be all there is
+      if (ticks.length < 3) ticks.push({ at: 0, label: formatSig(lo, 3) }, { at: 1, label: formatSig(hi, 3) });
       return {
         kind: "log",
         place: (v) => {

@@ -2,9 +2,10 @@
 
 // Every (run, metric) series the workspace draws, asked for in batches the history route accepts
 // (at most MAX_SERIES_PER_REQUEST series each). Each batch holds whole metrics where it can, so a
-// panel is drawn as soon as its own batch is back rather than after the slowest one.
+// panel is drawn as soon as its own batch is back rather than after the slowest one. Showing,
+// hiding or reordering panels asks only for metrics not yet loaded for the same runs.
 
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 
 import { getJson } from "@/lib/api";
 import type { Series } from "@/lib/types";
@@ -36,24 +37,31 @@ export interface Histories {
   /** metric key -> its series, one per run that logged it; a key is absent until its batches are in */
   byKey: Record<string, Series[]>;
   error: string | null;
-  pending: number;
 }
 
+const EMPTY: Histories = { byKey: {}, error: null };
+
 export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_POINTS): Histories {
-  const requestKey = JSON.stringify([runIds, keys, maxPoints]);
-  const [state, setState] = useState<Histories & { requestKey: string }>({ byKey: {}, error: null, pending: 0, requestKey: "" });
+  const runsKey = JSON.stringify([runIds, maxPoints]);
+  const keysKey = JSON.stringify([...keys].sort());
+  const [state, setState] = useState<Histories & { runsKey: string }>({ ...EMPTY, runsKey: "" });
+  // keys asked for (or answered) for `runsKey`: a panel shown again is not fetched again
+  const asked = useRef<{ runsKey: string; keys: Set<string> }>({ runsKey: "", keys: new Set() });
 
   useEffect(() => {
-    const [ids, wanted, points] = JSON.parse(requestKey) as [string[], string[], number];
-    const plan = batches(ids, wanted);
+    const [ids, points] = JSON.parse(runsKey) as [string[], number];
+    if (asked.current.runsKey !== runsKey) asked.current = { runsKey, keys: new Set() };
+    const sent = asked.current;
+    const missing = (JSON.parse(keysKey) as string[]).filter((k) => !sent.keys.has(k));
+    const plan = batches(ids, missing);
     const controller = new AbortController();
-    // A key is complete once every batch naming it has answered.
     const waiting = new Map<string, number>();
     for (const b of plan) for (const k of b.keys) waiting.set(k, (waiting.get(k) ?? 0) + 1);
+    for (const k of missing) sent.keys.add(k);
     const collected: Record<string, Series[]> = {};
-    // The first answer of this request starts from empty: an older request's panels are not mixed in.
-    const current = (old: Histories & { requestKey: string }) =>
-      old.requestKey === requestKey ? old : { byKey: {}, error: null, pending: plan.length, requestKey };
+    const done = new Set<string>();
+    // An answer for other runs than the state's starts a fresh state: older panels are not mixed in.
+    const current = (old: Histories & { runsKey: string }) => (old.runsKey === runsKey ? old : { ...EMPTY, runsKey });
     for (const batch of plan) {
       getJson<{ series: Series[] }>(
         "/api/metrics/history",
@@ -66,25 +74,29 @@ export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_
           for (const k of batch.keys) {
             const left = (waiting.get(k) ?? 1) - 1;
             waiting.set(k, left);
-            if (left === 0) ready[k] = collected[k] ?? [];
+            if (left === 0) {
+              ready[k] = collected[k] ?? [];
+              done.add(k);
+            }
           }
           setState((old) => {
             const base = current(old);
-            return { ...base, byKey: { ...base.byKey, ...ready }, pending: base.pending - 1 };
+            return { ...base, byKey: { ...base.byKey, ...ready } };
           });
         },
         (error: unknown) => {
           if (controller.signal.aborted) return;
           const message = error instanceof Error ? error.message : String(error);
-          setState((old) => {
-            const base = current(old);
-            return { ...base, error: message, pending: base.pending - 1 };
-          });
+          setState((old) => ({ ...current(old), error: message }));
         },
       );
     }
-    return () => controller.abort();
-  }, [requestKey]);
+    return () => {
+      controller.abort();
+      // what was cut off is asked again by the next run of this effect
+      for (const k of missing) if (!done.has(k)) sent.keys.delete(k);
+    };
+  }, [runsKey, keysKey]);
 
-  return state.requestKey === requestKey ? state : { byKey: {}, error: null, pending: 1 };
+  return state.runsKey === runsKey ? state : EMPTY;
 }
