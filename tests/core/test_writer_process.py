@@ -131,6 +131,42 @@ def test_a_run_without_a_spool_is_delivered_from_the_training_process(sqlite_uri
         assert mlflow.MlflowClient(sqlite_uri).get_run(run_id).info.status == "FINISHED"
 
 
+def test_the_writer_process_is_the_default(sqlite_uri: str) -> None:
+    code = (
+        "import json, mltrack\n"
+        "from mltrack.extend import get_settings\n"
+        "with mltrack.start_run() as run:\n"
+        "    mltrack.log_metric('loss', 1.0, step=0)\n"
+        "from mltrack import runs\n"
+        "print(json.dumps({'writer': get_settings().writer, 'pid': runs.get_writer().writer_pid}))\n"
+    )
+    result = run_python(code, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = _last_json(result.stdout)
+    assert out["writer"] == "process" and out["pid"] > 0
+
+
+def test_where_no_writer_process_can_start_the_thread_writes_and_says_so_once(sqlite_uri: str) -> None:
+    # the narrow seam: an embedded interpreter whose sys.executable is not a Python
+    code = (
+        "import json, sys, mltrack\n"
+        "sys.executable = '/bin/false'\n"
+        "ids = []\n"
+        "for name in ('a', 'b'):\n"
+        "    with mltrack.start_run(name) as run:\n"
+        "        for i in range(50):\n"
+        "            mltrack.log_metric('loss', float(i), step=i)\n"
+        "    ids.append(run.run_id)\n"
+        "print(json.dumps({'ids': ids}))\n"
+    )
+    result = run_python(code, env=PROCESS, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("writes to the store from a thread instead") == 1, result.stderr
+    assert "MLTRACK_WRITER=thread" in result.stderr
+    for run_id in _last_json(result.stdout)["ids"]:
+        assert _history(sqlite_uri, run_id) == [float(i) for i in range(50)]
+
+
 def test_a_forked_workers_points_are_delivered_by_the_same_writer(sqlite_uri: str) -> None:
     code = (
         "import json, os, multiprocessing as mp, mltrack\n"

@@ -74,10 +74,10 @@ class MLTrackSettings(BaseSettings):
     allow_nonfinite_metrics: bool = Field(False, description="store NaN/inf metric values instead of raising")
     spool: bool = Field(True, description="keep every accepted logging call in a crash-safe local spool")
     writer: Literal["thread", "process"] = Field(
-        "thread",
-        description="where store writes run: a thread of the training process, or a writer process "
-        "that reads the spools (the training process only writes the spool; spool = false always uses "
-        "the thread)",
+        "process",
+        description="where store writes run: a writer process that reads the spools (the training "
+        "process only writes the spool), or a thread of the training process (spool = false, or a "
+        "machine where no writer process can start, always uses the thread)",
     )
     mode: Literal["online", "offline"] = Field(
         "online",

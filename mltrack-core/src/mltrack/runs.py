@@ -150,10 +150,8 @@ def get_writer() -> BackgroundWriter | WriterProcessClient:
 
             settings = get_settings()
             if settings.writer == "process" and settings.spool:
-                from mltrack.writer_process import WriterProcessClient
-
-                _writer = WriterProcessClient(settings)
-            else:
+                _writer = _writer_process_client(settings)
+            if _writer is None:
                 _writer = BackgroundWriter(
                     flush_interval_s=settings.flush_interval_ms / 1000,
                     retries=settings.write_retries,
@@ -162,6 +160,24 @@ def get_writer() -> BackgroundWriter | WriterProcessClient:
                     quarantine_dir=quarantine_root(settings.data_dir) if settings.spool else None,
                 )
         return _writer
+
+
+def _writer_process_client(settings: Any) -> WriterProcessClient | None:
+    """The client of a writer process, or None where none can start (no UNIX sockets, an
+    embedded interpreter whose ``sys.executable`` is not Python): logging must not fail the
+    job, so the thread writer takes over, with one warning."""
+    from mltrack.writer_process import WriterProcessClient
+
+    try:
+        return WriterProcessClient(settings)
+    except (OSError, LoggingFailedError) as exc:
+        reason = exc.message if isinstance(exc, LoggingFailedError) else f"{type(exc).__name__}: {exc}"
+        logger.warning(
+            "%s; this process writes to the store from a thread instead "
+            '(set writer = "thread" (MLTRACK_WRITER=thread) to silence this)',
+            reason,
+        )
+        return None
 
 
 def _discard(item: tuple[Any, ...]) -> None:
