@@ -72,7 +72,7 @@ export function GroupBands({ groups, series }: Props) {
       {/* every band first, then every mean line: a later group's band never hides an earlier mean */}
       {bands.map(({ group, band: b }) =>
         b.steps.length === 0 ? null : (
-          <path key={group.value} d={area(b)} fill={group.colour} fillOpacity={0.12} stroke={group.colour} strokeOpacity={0.25} strokeWidth={0.5} data-testid="group-band" data-group={group.value} />
+          <path key={group.value} d={area(b)} fill={group.colour} fillOpacity={0.14} stroke="none" data-testid="group-band" data-group={group.value} />
         ),
       )}
       {bands.map(({ group, band: b }) =>

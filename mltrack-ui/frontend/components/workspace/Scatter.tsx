@@ -22,22 +22,24 @@ export function Scatter({ runs, labels, param, metric }: Props) {
   const xAxis = axisFor(runs.map((r) => r.params[param]), true);
   const yAxis = axisFor(runs.map((r) => r.metrics[metric]));
   const plotW = W - PAD.left - PAD.right, plotH = H - PAD.top - PAD.bottom;
+  // a little room inside the frame, so the dots at either end are not cut by it
+  const inset = (t: number) => 0.03 + 0.94 * t;
   const points = runs.flatMap((run) => {
     const px = xAxis.place(run.params[param]), py = yAxis.place(run.metrics[metric]);
-    return px === null || py === null ? [] : [{ run, x: PAD.left + px * plotW, y: PAD.top + (1 - py) * plotH }];
+    return px === null || py === null ? [] : [{ run, x: PAD.left + inset(px) * plotW, y: PAD.top + (1 - inset(py)) * plotH }];
   });
   return (
     <svg className="ws-svg" viewBox={`0 0 ${W} ${H}`} role="img" data-testid="scatter" data-axis={xAxis.kind}>
       {yAxis.ticks.map((t) => (
         <g key={`y${t.label}`}>
-          <line x1={PAD.left} x2={W - PAD.right} y1={PAD.top + (1 - t.at) * plotH} y2={PAD.top + (1 - t.at) * plotH} className="ws-grid" />
-          <text x={PAD.left - 6} y={PAD.top + (1 - t.at) * plotH} textAnchor="end" dominantBaseline="middle" className="ws-tick">
+          <line x1={PAD.left} x2={W - PAD.right} y1={PAD.top + (1 - inset(t.at)) * plotH} y2={PAD.top + (1 - inset(t.at)) * plotH} className="ws-grid" />
+          <text x={PAD.left - 6} y={PAD.top + (1 - inset(t.at)) * plotH} textAnchor="end" dominantBaseline="middle" className="ws-tick">
             {t.label}
           </text>
         </g>
       ))}
       {xAxis.ticks.map((t) => (
-        <text key={`x${t.label}`} x={PAD.left + t.at * plotW} y={H - PAD.bottom + 16} textAnchor="middle" className="ws-tick">
+        <text key={`x${t.label}`} x={PAD.left + inset(t.at) * plotW} y={H - PAD.bottom + 16} textAnchor="middle" className="ws-tick">
           {t.label}
         </text>
       ))}
