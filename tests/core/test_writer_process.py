@@ -311,3 +311,24 @@ def test_points_of_pool_workers_the_pool_terminates_reach_the_run(sqlite_uri: st
     # three workers logged steps 0..999 each: every point once (a resent one is the same row)
     assert sorted(_history(sqlite_uri, run_id, "worker")) == sorted(float(i) for i in range(1000) for _ in range(3))
     assert mlflow.MlflowClient(sqlite_uri).get_run(run_id).info.status == "FINISHED"
+
+
+def test_sync_says_which_spools_it_left_alone(sqlite_uri: str) -> None:
+    code = (
+        "import sys, time, mltrack\n"
+        "mltrack.start_run()\n"
+        "mltrack.log_metric('loss', 1.0, step=0)\n"
+        "mltrack.flush()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    live = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout is not None and live.stdout.readline().strip() == "ready"
+        result = run_cli("sync")
+        assert result.returncode == 0, result.stderr
+        said = " ".join(result.stdout.split())  # rich wraps at the terminal's width
+        assert "nothing to sync" in said and "(1 spool(s) of running processes)" in said
+    finally:
+        live.kill()
+        live.wait()

@@ -547,6 +547,29 @@ def models_alias(name: str, alias: str, version: int) -> None:
     click.echo(f"{name}@{alias.lstrip('@')} -> version {version}")
 
 
+def _spools_left_alone(root: Path, replayed: set[Path]) -> str:
+    """Why the spools sync did not touch are still there, in a few words ('' if none are)."""
+    from mltrack.spool import WRITER_LOCK, spool_folders, spool_owner_alive
+
+    live = delivering = 0
+    for folder in spool_folders(root):
+        if folder in replayed or not folder.exists():
+            continue
+        if spool_owner_alive(folder):
+            live += 1
+        elif (folder / WRITER_LOCK).exists():
+            delivering += 1
+    parts = []
+    if live:
+        parts.append(f"{live} spool(s) of running processes")
+    if delivering:
+        parts.append(
+            f"{delivering} spool(s) still being delivered (by a writer process or another sync): "
+            "run `mltrack sync` again shortly"
+        )
+    return "; ".join(parts)
+
+
 @cli.command("sync")
 @click.option("--dry-run", is_flag=True, help="Only list what would be sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -623,8 +646,11 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     else:
+        left = _spools_left_alone(root, {r.path for r in reports})
         if not rows:
-            console.print(f"nothing to sync under {root}")
+            console.print(f"nothing to sync under {root}" + (f" ({left})" if left else ""))
+        elif left:
+            console.print(f"left alone: {left}")
         table = _table("run id", "store", "metrics", "params", "tags", "refused", "status set", "problems")
         for report in reports:
             notes = "; ".join(report.problems + ([f"[red]{report.error}[/]"] if report.error else []))
