@@ -137,6 +137,11 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
 
     def one(pair: tuple[str, str]) -> None:
         run_id, key = pair
+        if backend is not None and backend.engine.dialect.name in SQL_BUCKETS:
+            series = _downsampled_in_sql(backend, run_id, key, query)
+            if series is not None:
+                keep(pair, series)
+                return
         if backend is not None:
             rows = _rows_from_sql(backend, run_id, key, query)
         else:
@@ -150,6 +155,99 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
         with ThreadPoolExecutor(max_workers=min(READERS, len(missing))) as pool:
             list(pool.map(one, missing))
     return [found[pair] for pair in pairs]
+
+
+# -- downsampling in SQL -----------------------------------------------------------------------------
+# A long series is cut into equal step ranges in the database, which returns each range's lowest
+# and highest point and its row count: a few hundred rows leave the database instead of 100,000.
+# The first and last points are read apart (index seeks), so the series keeps its first, last,
+# lowest and highest point as minmax_downsample guarantees. PostgreSQL finds a range's extreme
+# point with min/max over ARRAY[value, step, timestamp] (one scan); sqlite returns the other
+# columns of the row a lone min() or max() picked, so it scans twice. Other databases read rows.
+
+BIG = float(np.finfo(np.float64).max)  # MLflow stores +-inf as +-max
+_FINITE = f"(is_nan = {{false}} AND value < {BIG!r} AND value > {-BIG!r})"
+_SQLITE_BUCKETS = (
+    "SELECT (step - :lo) / :width AS bucket, {agg}(CASE WHEN {finite} THEN value END), step, timestamp, "
+    "SUM(CASE WHEN {finite} THEN 1 ELSE 0 END), SUM(CASE WHEN {finite} THEN 0 ELSE 1 END) "
+    f"FROM metrics INDEXED BY {METRICS_INDEX} WHERE run_uuid = :run AND key = :key{{window}} GROUP BY bucket"
+)
+_POSTGRES_BUCKETS = (
+    "SELECT (step - :lo) / :width AS bucket, "
+    "min(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE {finite}), "
+    "max(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE {finite}), "
+    "count(*) FILTER (WHERE {finite}), count(*) FILTER (WHERE NOT {finite}) "
+    "FROM metrics WHERE run_uuid = :run AND key = :key{window} GROUP BY bucket"
+)
+SQL_BUCKETS = frozenset({"sqlite", "postgresql"})
+
+
+def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> dict[str, Any] | None:
+    """The series cut to ``query.max_points`` by the database; None where reading every row is
+    as cheap (the window holds no more rows than the budget) or nothing finite is logged."""
+    import sqlalchemy as sa
+
+    dialect = backend.engine.dialect.name
+    window = ""
+    bounds: dict[str, Any] = {"run": run_id, "key": key}
+    if query.step_min is not None:
+        window += " AND step >= :step_min"
+        bounds["step_min"] = query.step_min
+    if query.step_max is not None:
+        window += " AND step <= :step_max"
+        bounds["step_max"] = query.step_max
+    false = "0" if dialect == "sqlite" else "false"
+    finite = _FINITE.format(false=false)
+    hint = f" INDEXED BY {METRICS_INDEX}" if dialect == "sqlite" else ""
+    edge = (
+        f"SELECT step, value, timestamp FROM metrics{hint} WHERE run_uuid = :run AND key = :key{window} "
+        f"AND {finite} ORDER BY step {{order}} LIMIT 1"
+    )
+    with backend.engine.connect() as connection:
+        first = connection.execute(sa.text(edge.format(order="ASC")), bounds).first()
+        last = connection.execute(sa.text(edge.format(order="DESC")), bounds).first()
+        if first is None or last is None:
+            return None
+        lo, hi = int(first[0]), int(last[0])
+        buckets = (query.max_points - 2) // 2
+        width = max(1, -(-(hi - lo + 1) // buckets))  # ceil: at most `buckets` ranges over [lo, hi]
+        args = {**bounds, "lo": lo, "width": width}
+        points: dict[tuple[int, int], tuple[float, float, float]] = {}
+        total = nonfinite = 0
+        crowded = False  # a range with more rows than the two it keeps
+        if dialect == "sqlite":
+            for agg in ("MIN", "MAX"):
+                sql = _SQLITE_BUCKETS.format(agg=agg, finite=finite, window=window)
+                for _bucket, value, step, stamp, count, bad in connection.execute(sa.text(sql), args):
+                    if agg == "MIN":
+                        total += int(count)
+                        nonfinite += int(bad)
+                        crowded = crowded or count > 2
+                    if value is not None:
+                        points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
+        else:
+            sql = _POSTGRES_BUCKETS.format(finite=finite, window=window)
+            for _bucket, low, high, count, bad in connection.execute(sa.text(sql), args):
+                total += int(count)
+                nonfinite += int(bad)
+                crowded = crowded or count > 2
+                for value, step, stamp in (p for p in (low, high) if p is not None):
+                    points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
+    if not crowded:
+        return None  # every row is a kept point: the plain read returns the same, exactly
+    for step, value, stamp in (first, last):
+        points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
+    kept = sorted(points.values())
+    return {
+        "run_id": run_id,
+        "key": key,
+        "steps": [int(p[0]) for p in kept],
+        "values": [p[1] for p in kept],
+        "timestamps": [int(p[2]) for p in kept],
+        "total": total,
+        "nonfinite": nonfinite,
+        "downsampled": len(kept) < total,
+    }
 
 
 def _short(fingerprint: tuple[Any, ...] | None, query: HistoryQuery) -> bool:
