@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -25,7 +26,7 @@ SPIKE = 1234
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return fresh_sqlite_uri(request.getfixturevalue("_sqlite_template"), tmp_path)
+        return str(fresh_sqlite_uri(request.getfixturevalue("_sqlite_template"), tmp_path))
     postgres_store: SmallStore = request.getfixturevalue("postgres_store")
     return postgres_store.uri
 
@@ -42,26 +43,26 @@ def fresh_caches() -> Iterator[None]:
     COLUMN_KEYS.clear()
 
 
-def log_series(client: object, run_id: str, key: str, values: list[float], first_step: int = 0) -> None:
+def log_series(client: Any, run_id: str, key: str, values: list[float], first_step: int = 0) -> None:
     from mlflow.entities import Metric
 
     metrics = [Metric(key, v, 1_700_000_000_000 + i, first_step + i) for i, v in enumerate(values)]
     for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])  # type: ignore[attr-defined]
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def loss(step: int) -> float:
     return 1.0 / (step + 1) + (50.0 if step == SPIKE else 0.0) - (9.0 if step == SPIKE + 7 else 0.0)
 
 
-def plain(store: object, run_id: str, key: str, query: object) -> dict[str, object]:
+def plain(store: Any, run_id: str, key: str, query: Any) -> dict[str, Any]:
     """The series as the plain read makes it: every row into Python, cut by minmax_downsample."""
     from mltrack_ui.metric_history import _rows_from_sql, _series
     from mltrack_ui.sql_store import sqlalchemy_store
 
-    backend = sqlalchemy_store(store)  # type: ignore[arg-type]
-    rows = _rows_from_sql(backend, run_id, key, query)  # type: ignore[arg-type]
-    return _series(run_id, key, rows, query.max_points)  # type: ignore[attr-defined]
+    backend = sqlalchemy_store(store)
+    rows = _rows_from_sql(backend, run_id, key, query)
+    return _series(run_id, key, rows, query.max_points)
 
 
 def test_series_cut_in_sql_keep_first_last_lowest_highest_and_zoom_gives_full_detail(
@@ -170,7 +171,7 @@ def test_column_keys_follow_new_runs_running_runs_and_a_refresh(store_uri: str, 
             time.sleep(0.05)
     finally:
         COLUMN_KEYS.refresh_s = COLUMN_KEYS_REFRESH_S
-    backend = sqlalchemy_store(store)
+    backend: Any = sqlalchemy_store(store)
     with backend.ManagedSessionMaker() as session:
         full = _all_keys(session, [int(experiment_id)], False)
     assert columns() == {kind: sorted(keys) for kind, keys in full.items()}
