@@ -28,8 +28,10 @@ export function batches(runIds: string[], keys: string[], limit = MAX_SERIES_PER
     }
     return out;
   }
+  // The first panel alone first: it is drawn while the server cuts the others.
+  out.push({ runIds, keys: keys.slice(0, 1) });
   const keysPer = Math.max(1, Math.floor(limit / runIds.length));
-  for (let i = 0; i < keys.length; i += keysPer) out.push({ runIds, keys: keys.slice(i, i + keysPer) });
+  for (let i = 1; i < keys.length; i += keysPer) out.push({ runIds, keys: keys.slice(i, i + keysPer) });
   return out;
 }
 
@@ -43,7 +45,7 @@ const EMPTY: Histories = { byKey: {}, error: null };
 
 export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_POINTS): Histories {
   const runsKey = JSON.stringify([runIds, maxPoints]);
-  const keysKey = JSON.stringify([...keys].sort());
+  const keysKey = JSON.stringify(keys); // in panel order: the first panel is asked for first
   const [state, setState] = useState<Histories & { runsKey: string }>({ ...EMPTY, runsKey: "" });
   // keys asked for (or answered) for `runsKey`: a panel shown again is not fetched again
   const asked = useRef<{ runsKey: string; keys: Set<string> }>({ runsKey: "", keys: new Set() });
@@ -62,7 +64,7 @@ export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_
     const done = new Set<string>();
     // An answer for other runs than the state's starts a fresh state: older panels are not mixed in.
     const current = (old: Histories & { runsKey: string }) => (old.runsKey === runsKey ? old : { ...EMPTY, runsKey });
-    for (const batch of plan) {
+    const send = (batch: Batch) =>
       getJson<{ series: Series[] }>(
         "/api/metrics/history",
         { run_ids: batch.runIds.join(","), keys: batch.keys.join(","), max_points: points },
@@ -90,7 +92,10 @@ export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_
           setState((old) => ({ ...current(old), error: message }));
         },
       );
-    }
+    // The first batch goes alone and the rest once it is back: sent together, they would share the
+    // server's CPU and every panel, the first one too, would arrive as late as the last.
+    const [first, ...rest] = plan;
+    if (first) void send(first).finally(() => rest.forEach((batch) => void send(batch)));
     return () => {
       controller.abort();
       // what was cut off is asked again by the next run of this effect
