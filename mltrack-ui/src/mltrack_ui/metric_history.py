@@ -204,6 +204,10 @@ def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery
         f"AND {finite} ORDER BY step {{order}} LIMIT 1"
     )
     with backend.engine.connect() as connection:
+        if dialect == "postgresql":
+            # Compiling the aggregate (JIT) costs PostgreSQL more than running it: 0.35 s against
+            # 0.13 s for 100,000 rows. SET LOCAL ends with this transaction.
+            connection.execute(sa.text("SET LOCAL jit = off"))
         first = connection.execute(sa.text(edge.format(order="ASC")), bounds).first()
         last = connection.execute(sa.text(edge.format(order="DESC")), bounds).first()
         if first is None or last is None:
