@@ -196,16 +196,23 @@ def test_the_workspace_draws_a_panel_per_metric_for_the_shown_runs(
     assert "tab=charts" in page.url
     screenshot(page, "workspace-grid")
 
-    # Selecting runs charts only those.
+    # Selecting runs charts only those, from whichever page of the table they were ticked on.
     page.click("[data-testid=tab-table]")
     for box in page.locator("[data-testid=run-row] input[type=checkbox]").all()[:3]:
         box.check()
+    top = page.locator("[data-testid=run-link]").first.inner_text()
+    page.click("[data-testid=next-page]")
+    page.wait_for_function(
+        "top => document.querySelector('[data-testid=run-link]').innerText !== top", arg=top, timeout=30_000
+    )
+    page.locator("[data-testid=run-row] input[type=checkbox]").first.check()
     page.click("[data-testid=tab-charts]")
     page.wait_for_function(
-        "[...document.querySelectorAll('[data-testid=workspace-panel]')].every(e => e.dataset.runs === '3')",
+        "[...document.querySelectorAll('[data-testid=workspace-panel]')].every(e => e.dataset.runs === '4')",
         timeout=30_000,
     )
-    assert page.locator("[data-testid=workspace-panel] >> nth=0").locator("[data-testid=legend-entry]").count() == 3
+    assert page.locator("[data-testid=workspace-panel] >> nth=0").locator("[data-testid=legend-entry]").count() == 4
+    assert "(selected)" in page.inner_text("[data-testid=workspace]")
 
     # The panel chooser hides and reorders panels.
     before = _panel_keys(page)

@@ -41,6 +41,12 @@ function runsQuery(experiment: string, filter: string, order: Order, pageToken: 
   };
 }
 
+/** MLflow's filter for these runs; an id that is not one (from an edited URL) is left out. */
+function selectionFilter(runIds: string[]): string {
+  const ids = runIds.filter((id) => /^[\w-]+$/.test(id));
+  return `attributes.run_id IN (${ids.map((id) => `'${id}'`).join(", ")})`;
+}
+
 function orderClause(order: Order): string[] {
   return order ? [`${order.key} ${order.ascending ? "ASC" : "DESC"}`] : [];
 }
@@ -101,11 +107,18 @@ function RunsTable() {
     const text = viewToQuery(view);
     window.history.replaceState(null, "", text ? `?${text}` : window.location.pathname);
   }, [view]);
+  // Selected runs may sit on other pages of the table: the workspace asks for them by id.
+  const chartSelected = workspace.tab === "charts" && selected.length > 0;
+  const selectedRuns = useApi<RunsPage>(
+    chartSelected ? "/api/runs" : null,
+    { filter: selectionFilter(selected), page_size: PAGE_SIZE },
+  );
   const shownRuns = useMemo(() => {
-    const runs = data?.runs ?? [];
-    const picked = runs.filter((r) => selected.includes(r.run_id));
-    return picked.length > 0 ? picked : runs;
-  }, [data, selected]);
+    if (!chartSelected) return data?.runs ?? [];
+    const onPage = (data?.runs ?? []).filter((r) => selected.includes(r.run_id));
+    return selectedRuns.data?.runs ?? onPage;
+  }, [chartSelected, data, selected, selectedRuns.data]);
+  const shownLabels = useMemo(() => runLabels(shownRuns), [shownRuns]);
   function openView(saved: Record<string, unknown>) {
     // A saved view is opened as its URL: one way in, the same as a shared link.
     const text = viewToQuery(viewFromSaved(saved));
@@ -206,10 +219,11 @@ function RunsTable() {
       </div>
       <ErrorNote error={error} />
       <Loading when={loading && !data} />
+      {chartSelected && <ErrorNote error={selectedRuns.error} />}
       {data && workspace.tab === "charts" && (
         <Workspace
           runs={shownRuns}
-          labels={labels}
+          labels={shownLabels}
           columns={data.columns}
           view={view}
           onChange={(patch) => setWorkspace((w) => ({ ...w, ...patch }))}
