@@ -166,6 +166,17 @@ def test_history_requests_are_bounded(ui: UI, seeded: Seeded) -> None:
     assert status == 400
 
 
+def test_the_workspace_gets_5_metrics_of_50_runs_in_one_request(ui: UI, seeded: Seeded) -> None:
+    runs = [seeded.table_runs[i % len(seeded.table_runs)] for i in range(50)]
+    keys = ["loss", "acc", "lr", "f1", "none"]
+    body = ui.ok("/api/metrics/history" + q(run_ids=",".join(runs), keys=",".join(keys), max_points=300))
+
+    assert [(s["run_id"], s["key"]) for s in body["series"]] == [(r, k) for r in runs for k in keys]
+    assert body["series"][0]["steps"] == list(range(20)) and body["series"][4]["total"] == 0
+    status, _ = ui.get("/api/metrics/history" + q(run_ids=",".join([*runs, runs[0]]), keys=",".join(keys)))
+    assert status == 400
+
+
 # -- artifacts -------------------------------------------------------------------------------------
 
 
