@@ -11,6 +11,7 @@ and write screenshots to test-artifacts/ui/ (``workspace-*.png``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +49,24 @@ def sweep(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> S
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("ws-sweep", artifact_location=(folder / "artifacts").as_uri())
     start = int(time.time() * 1000) - 3_600_000
-    return Sweep(uri, experiment_id, _bulk_sweep(get_store(uri), experiment_id, start))
+    store = get_store(uri)
+    run_ids = _bulk_sweep(store, experiment_id, start)
+    _tag_decades(store, run_ids)
+    return Sweep(uri, experiment_id, run_ids)
+
+
+def _tag_decades(store: Any, run_ids: list[str]) -> None:
+    """Tag each run with its learning rate's decade (the sweep's lr is 10 ** (-4 + 3 i / 200)): a tag
+    to group by whose groups differ, written in one statement."""
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlTag
+
+    rows = [
+        {"key": "lr_decade", "value": f"1e{math.floor(-4 + 3 * i / len(run_ids))}", "run_uuid": run_id}
+        for i, run_id in enumerate(run_ids)
+    ]
+    with store.client._tracking_client.store.engine.begin() as connection:
+        connection.execute(sa.insert(SqlTag.__table__), rows)
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +277,16 @@ def test_grouping_draws_a_mean_and_band_per_group_labelled_with_its_run_count(
         f"batch_size={size} ({PAGE_RUNS // 4} runs)" for size in (16, 32, 64, 128)
     ]
     assert first.locator("[data-testid=group-band]").count() == 4
-    assert page.locator("[data-testid=workspace-panel][data-mode=groups]").count() == len(SWEEP_METRICS)
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=workspace-panel][data-mode=groups]').length === {len(SWEEP_METRICS)}"
+    )
     assert "group=params.batch_size" in page.url
+    # By a tag (the table's rows carry none: the workspace asks for it): groups that differ.
+    page.select_option("[data-testid=group-by]", "tags.lr_decade")
+    page.wait_for_selector("[data-testid=group-label]:has-text('lr_decade=1e-3')")
+    labels = first.locator("[data-testid=group-label]").all_inner_texts()
+    # the page holds the 100 newest runs, i = 100..199: lr from 10**-2.5 to 10**-1.015
+    assert [label.lstrip("■ ").strip() for label in labels] == ["lr_decade=1e-3 (34 runs)", "lr_decade=1e-2 (66 runs)"]
     screenshot(page, "workspace-grouped")
     assert problems == []
 

@@ -10,6 +10,7 @@ import { DeletedRuns } from "@/components/DeletedRuns";
 import { Num } from "@/components/Num";
 import { Updated } from "@/components/Updated";
 import { When } from "@/components/When";
+import { runIdsFilter } from "@/components/workspace/runFilter";
 import { SavedViews } from "@/components/workspace/SavedViews";
 import { type PageView, viewFromQuery, viewFromSaved, viewToQuery } from "@/components/workspace/viewState";
 import { Workspace } from "@/components/workspace/Workspace";
@@ -39,12 +40,6 @@ function runsQuery(experiment: string, filter: string, order: Order, pageToken: 
     page_token: pageToken,
     columns: wantsTags ? chosen.join(",") : null,
   };
-}
-
-/** MLflow's filter for these runs; an id that is not one (from an edited URL) is left out. */
-function selectionFilter(runIds: string[]): string {
-  const ids = runIds.filter((id) => /^[\w-]+$/.test(id));
-  return `attributes.run_id IN (${ids.map((id) => `'${id}'`).join(", ")})`;
 }
 
 function orderClause(order: Order): string[] {
@@ -111,7 +106,7 @@ function RunsTable() {
   const chartSelected = workspace.tab === "charts" && selected.length > 0;
   const selectedRuns = useApi<RunsPage>(
     chartSelected ? "/api/runs" : null,
-    { filter: selectionFilter(selected), page_size: PAGE_SIZE },
+    { filter: runIdsFilter(selected), page_size: PAGE_SIZE },
   );
   const shownRuns = useMemo(() => {
     if (!chartSelected) return data?.runs ?? [];

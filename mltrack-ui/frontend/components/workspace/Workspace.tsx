@@ -7,11 +7,13 @@
 import { useMemo, useState } from "react";
 
 import { ErrorNote } from "@/components/Common";
-import type { RunRow } from "@/lib/types";
+import type { RunRow, RunsPage } from "@/lib/types";
+import { useApi } from "@/lib/useApi";
 
 import { groupRuns } from "./groups";
 import { PanelChooser } from "./PanelChooser";
 import { PanelGrid } from "./PanelGrid";
+import { runIdsFilter } from "./runFilter";
 import { ParallelCoords } from "./ParallelCoords";
 import { Scatter } from "./Scatter";
 import { useHistories } from "./useHistories";
@@ -64,7 +66,21 @@ export function Workspace({ runs, labels, columns, view, onChange }: Props) {
   const shownPanels = (view.panels ?? metricKeys).filter((k) => metricKeys.includes(k));
   const runIds = useMemo(() => runs.map((r) => r.run_id), [runs]);
   const histories = useHistories(runIds, shownPanels);
-  const groups = useMemo(() => (view.group ? groupRuns(runs, view.group) : null), [runs, view.group]);
+  // The table's rows carry no tags (they are asked for only as chosen columns): grouping by a tag
+  // asks for that one tag of the shown runs.
+  const tagKey = view.group.startsWith("tags.") ? view.group.slice("tags.".length) : null;
+  const tagged = useApi<RunsPage>(tagKey === null ? null : "/api/runs", {
+    filter: runIdsFilter(runIds),
+    columns: `tags.${tagKey ?? ""}`,
+    page_size: Math.max(1, runIds.length),
+  });
+  const groups = useMemo(() => {
+    if (!view.group) return null;
+    if (tagKey === null) return groupRuns(runs, view.group);
+    if (!tagged.data) return null;
+    const tags = new Map(tagged.data.runs.map((r) => [r.run_id, r.tags]));
+    return groupRuns(runs.map((r) => ({ ...r, tags: { ...r.tags, ...tags.get(r.run_id) } })), view.group);
+  }, [runs, view.group, tagKey, tagged.data]);
 
   const axes = (view.parallel ?? paramKeys.slice(0, DEFAULT_AXES)).filter((k) => paramKeys.includes(k));
   const parallelMetric = metricKeys.includes(view.parallelMetric) ? view.parallelMetric : (metricKeys[0] ?? "");
@@ -99,7 +115,7 @@ export function Workspace({ runs, labels, columns, view, onChange }: Props) {
         </span>
       </div>
       {choosing && <PanelChooser all={metricKeys} shown={shownPanels} onChange={(panels) => onChange({ panels })} />}
-      <ErrorNote error={histories.error} />
+      <ErrorNote error={histories.error ?? tagged.error} />
       <PanelGrid keys={shownPanels} byKey={histories.byKey} labels={labels} groups={groups} />
       {paramKeys.length > 0 && metricKeys.length > 0 && (
         <div className="two ws-pair">
