@@ -172,7 +172,7 @@ def test_track_autolog_switches_autologgers_for_one_run(sqlite_uri: str, monkeyp
 
     monkeypatch.setattr(autologging, "autologgers", lambda: {"recorder": Recorder()})
     manager = mltrack.get_plugin_manager()
-    monkeypatch.setattr(manager, "get", lambda kind, name: Recorder())
+    monkeypatch.setattr(manager, "lookup", lambda kind, name: Recorder())
 
     @mltrack.track(autolog=True)
     def train() -> None:

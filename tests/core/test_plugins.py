@@ -28,7 +28,10 @@ from pydantic import BaseModel
 import mltrack
 from mltrack import hookspecs
 from mltrack.errors import PluginCollisionError, PluginError
+from mltrack.extend import get_flavour
+from mltrack.flavours import Flavour
 from mltrack.plugins import PluginManager, get_plugin_manager
+from mltrack.sinks import Sink
 
 # Every installed plugin enabled, failures isolated (as a user's environment would be).
 ALL_ENABLED = {"MLTRACK_DISABLE_PLUGINS": "", "MLTRACK_STRICT_PLUGINS": "0"}
@@ -63,11 +66,42 @@ def in_memory_plugin(monkeypatch: pytest.MonkeyPatch, name: str, **hooks: Callab
     return metadata.EntryPoint(name=name, value=module.__name__, group="mltrack")
 
 
-class Named:
-    """A registrable object: registries key objects by their ``name``."""
+class Named(Sink):
+    """A registrable sink: registries key objects by their ``name``."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def log_batch(self, batch: Any) -> None:
+        pass
+
+
+class NamedFlavour(Flavour):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def can_handle(self, model: Any) -> bool:
+        return False
+
+    def save(self, model: Any, path: Path, **kwargs: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+    def load(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def requirements(self, model: Any) -> list[str]:
+        return []
+
+
+def named(kind: str, name: str) -> Any:
+    """An object of ``kind`` that passes that registry's validator, called ``name``."""
+    if kind == "flavours":
+        return NamedFlavour(name)
+    if kind == "deploy_providers":
+        from mltrack.local_provider import LocalProvider
+
+        return type(f"Provider_{name}", (LocalProvider,), {"name": name})
+    return Named(name)
 
 
 def registers(*objects: Any) -> Callable[[Callable[[Any], None]], None]:
@@ -281,8 +315,8 @@ def test_two_plugins_registering_the_same_name_collide_when_it_is_looked_up(
 ) -> None:
     manager = PluginManager(
         entry_points=[
-            in_memory_plugin(monkeypatch, "alpha", **{hook: registers(Named("shared"))}),
-            in_memory_plugin(monkeypatch, "beta", **{hook: registers(Named("shared"))}),
+            in_memory_plugin(monkeypatch, "alpha", **{hook: registers(named(kind, "shared"))}),
+            in_memory_plugin(monkeypatch, "beta", **{hook: registers(named(kind, "shared"))}),
         ]
     )
     with pytest.raises(PluginCollisionError) as caught:
@@ -311,8 +345,8 @@ def test_strict_mode_raises_the_collision_when_collecting(monkeypatch: pytest.Mo
     manager = PluginManager(
         strict=True,
         entry_points=[
-            in_memory_plugin(monkeypatch, "alpha", register_flavours=registers(Named("shared"))),
-            in_memory_plugin(monkeypatch, "beta", register_flavours=registers(Named("shared"))),
+            in_memory_plugin(monkeypatch, "alpha", register_flavours=registers(NamedFlavour("shared"))),
+            in_memory_plugin(monkeypatch, "beta", register_flavours=registers(NamedFlavour("shared"))),
         ],
     )
     with pytest.raises(PluginCollisionError, match=r"'shared'.*'(alpha|beta)' and '(alpha|beta)'"):
@@ -383,14 +417,14 @@ def test_strict_mode_fails_every_later_use_and_the_listing_when_a_registration_h
 
 def test_registering_an_object_without_a_name_fails_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     manager = PluginManager(
-        entry_points=[in_memory_plugin(monkeypatch, "nameless", register_sinks=registers(object()))]
+        entry_points=[in_memory_plugin(monkeypatch, "nameless", register_sinks=registers(Named("")))]
     )
     assert manager.registry("sinks") == {}
     info = manager.info("nameless")
     assert info is not None
     assert info.status == "failed"
     assert info.reason is not None
-    assert "has no string `name` attribute" in info.reason
+    assert "has an empty `name`" in info.reason
 
 
 def test_registering_settings_that_are_not_a_pydantic_model_fails_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -506,3 +540,47 @@ def test_the_development_environment_has_no_test_plugins_and_passes_strict_mode(
     assert result.stderr == ""
     names = {p["name"] for p in json.loads(result.stdout)}
     assert not names & {"fixture", "broken-import", "misspelled-hook"}
+
+
+# -- one registry mechanism ---------------------------------------------------------------------
+
+
+def test_each_registration_hook_runs_once_whoever_asks_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def register_flavours(register: Callable[[Any], None]) -> None:
+        calls.append("flavours")
+        register(NamedFlavour("counted"))
+
+    manager = PluginManager(
+        entry_points=[in_memory_plugin(monkeypatch, "counting", register_flavours=register_flavours)]
+    )
+    monkeypatch.setattr("mltrack.plugins._manager", manager)
+    manager.plugin_infos()  # what `mltrack plugins` does
+    assert get_flavour("counted").name == "counted"  # a model lookup
+    manager.plugin_infos()
+    assert calls == ["flavours"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "noun", "known", "extra"),
+    [
+        ("flavours", "flavour", "xgboost-ish", None),
+        ("flavours", "flavour", "torch", "torch"),
+        ("autologgers", "autologger", "langchain", "langchain"),
+        ("deploy_providers", "deploy provider", "sagemaker", "sagemaker"),
+        ("sinks", "sink", "kafka", None),
+    ],
+)
+def test_an_unknown_name_gets_the_same_error_for_every_kind(
+    kind: str, noun: str, known: str, extra: str | None
+) -> None:
+    manager = PluginManager(entry_points=[])
+    with pytest.raises(PluginError) as caught:
+        manager.lookup(kind, known)
+    assert caught.value.message.startswith(f"no {noun} named {known!r}; installed ")
+    assert caught.value.hint is not None
+    if extra:
+        assert f'"mltrack[{extra}]==' in caught.value.hint
+    else:
+        assert "`mltrack plugins`" in caught.value.hint

@@ -4,10 +4,8 @@ switches them on (all, or the named ones), ``@track(autolog=True)`` for one run 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 from mltrack.errors import PluginError
-from mltrack.install_hint import install_hint
 
 
 class Autologger(ABC):
@@ -39,9 +37,7 @@ def validate_autologger(obj: object) -> str:
 def autologgers() -> dict[str, Autologger]:
     from mltrack.plugins import get_plugin_manager
 
-    manager = get_plugin_manager()
-    manager.set_validator("autologgers", validate_autologger)
-    return {name: c.obj for name, c in manager.registry("autologgers").items()}
+    return dict(get_plugin_manager().objects("autologgers"))
 
 
 def autolog(*names: str, disable: bool = False) -> list[str]:
@@ -51,18 +47,10 @@ def autolog(*names: str, disable: bool = False) -> list[str]:
     """
     from mltrack.plugins import get_plugin_manager
 
-    available = autologgers()
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        installed = ", ".join(sorted(available)) or "(none)"
-        raise PluginError(
-            f"no autologger named {', '.join(map(repr, unknown))}; installed: {installed}",
-            hint=f"install the framework's plugin, e.g. {install_hint('sklearn')}",
-        )
-    chosen = list(names) or sorted(available)
     manager = get_plugin_manager()
-    for name in chosen:
-        logger_obj: Any = manager.get("autologgers", name)
+    chosen = list(names) or sorted(autologgers())
+    found = [manager.lookup("autologgers", name) for name in chosen]  # every name checked before any is switched
+    for name, logger_obj in zip(chosen, found, strict=True):
         if disable:
             logger_obj.disable()
             _enabled.discard(name)

@@ -39,9 +39,7 @@ from mltrack.errors import (
     DeploymentNotFoundError,
     DeployTimeoutError,
     InvalidInputError,
-    PluginError,
 )
-from mltrack.install_hint import install_hint
 from mltrack.providers import (
     DeploymentState,
     DeploymentStatus,
@@ -49,7 +47,6 @@ from mltrack.providers import (
     DeployProvider,
     ModelRef,
     Progress,
-    validate_provider,
 )
 
 if sys.platform != "win32":
@@ -63,7 +60,6 @@ logger = logging.getLogger("mltrack.deploy")
 TAG_PREFIX = "mltrack.deployment."
 MARKER_TAG = "mltrack.deployed"
 #: provider id -> the extra that installs it
-KNOWN_PROVIDER_PLUGINS = {"modal": "modal", "sagemaker": "sagemaker", "local": None}
 #: MLflow's limit on a model version tag's value
 MAX_RECORD_CHARS = 5000
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -154,21 +150,13 @@ def providers() -> dict[str, type[DeployProvider]]:
     """Every registered deploy provider class by name."""
     from mltrack.plugins import get_plugin_manager
 
-    manager = get_plugin_manager()
-    manager.set_validator("deploy_providers", validate_provider)
-    return {name: c.obj for name, c in manager.registry("deploy_providers").items()}
+    return dict(get_plugin_manager().objects("deploy_providers"))
 
 
 def provider_class(name: str) -> type[DeployProvider]:
     from mltrack.plugins import get_plugin_manager
 
-    known = providers()
-    if name not in known:
-        extra = KNOWN_PROVIDER_PLUGINS.get(name)
-        installed = ", ".join(sorted(known)) or "(none)"
-        hint = install_hint(extra) if extra else "install the plugin that provides it"
-        raise PluginError(f"no deploy provider named {name!r}; installed providers: {installed}", hint=hint)
-    cls: type[DeployProvider] = get_plugin_manager().get("deploy_providers", name)
+    cls: type[DeployProvider] = get_plugin_manager().lookup("deploy_providers", name)
     return cls
 
 

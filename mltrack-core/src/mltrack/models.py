@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrack import runs
-from mltrack.errors import InvalidInputError, MLTrackError, PluginError
-from mltrack.flavours import Flavour, Predictor, validate_flavour
+from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.flavours import Flavour, Predictor
 from mltrack.offline import check_registrable
 from mltrack.store import get_store
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("mltrack.models")
 
 _NAME = re.compile(r"^[\w.\-/ ]+$")
-KNOWN_FLAVOUR_PLUGINS = {"sklearn": "sklearn", "torch": "torch", "langchain": "langchain"}
 
 
 class ModelNotFoundError(MLTrackError, LookupError):
@@ -44,27 +43,14 @@ def flavours() -> dict[str, Flavour]:
     """Every registered flavour by name (the core's ``python`` flavour included)."""
     from mltrack.plugins import get_plugin_manager
 
-    manager = get_plugin_manager()
-    manager.set_validator("flavours", validate_flavour)
-    return {name: c.obj for name, c in manager.registry("flavours").items()}
+    return dict(get_plugin_manager().objects("flavours"))
 
 
 def get_flavour(name: str) -> Flavour:
     """The installed flavour called ``name``; an unknown one raises, naming the plugin to install."""
-    from mltrack.install_hint import install_hint
     from mltrack.plugins import get_plugin_manager
 
-    known = flavours()
-    if name not in known:
-        hint = (
-            install_hint(KNOWN_FLAVOUR_PLUGINS[name])
-            if name in KNOWN_FLAVOUR_PLUGINS
-            else ("install the plugin that provides it")
-        )
-        raise PluginError(
-            f"no flavour named {name!r}; installed flavours: {', '.join(sorted(known)) or '(none)'}", hint=hint
-        )
-    flavour: Flavour = get_plugin_manager().get("flavours", name)
+    flavour: Flavour = get_plugin_manager().lookup("flavours", name)
     return flavour
 
 

@@ -29,18 +29,85 @@ logger = logging.getLogger("mltrack.plugins")
 ENTRY_POINT_GROUP = "mltrack"
 BUILTIN_PLUGIN = "mltrack"
 
-# kind -> the registration hook that fills it. Commands are collected separately
-# because click owns them.
-REGISTRATION_HOOKS: dict[str, str] = {
-    "settings": "register_settings",
-    "flavours": "register_flavours",
-    "autologgers": "register_autologgers",
-    "deploy_providers": "register_deploy_providers",
-    "sinks": "register_sinks",
-}
-
 Validator = Callable[[Any], str]
 """Checks a registered object; returns its registry name or raises ``PluginError``."""
+
+
+@dataclass(frozen=True)
+class RegistryKind:
+    """One kind of thing plugins register: the hook that fills it, what it must be, and what
+    to install when a name is missing."""
+
+    hook: str
+    #: what a registered object must be (for messages and docs)
+    base: str
+    #: "module:function" of the validator; resolved when the kind is first collected, so this
+    #: table needs no import of the modules that define the contract types
+    validator: str | None
+    #: the singular noun in messages ("no deploy provider named 'x'")
+    noun: str
+    #: what follows "installed" in that message ("installed providers: local, modal")
+    plural: str
+    #: names our own plugins provide -> the extra that installs them (None: built in)
+    known: dict[str, str | None] = field(default_factory=dict)
+
+
+# Every registry kind. Commands are collected separately because click owns them.
+REGISTRY_KINDS: dict[str, RegistryKind] = {
+    "settings": RegistryKind(
+        "register_settings", "a pydantic model class", None, "settings section", "settings sections"
+    ),
+    "flavours": RegistryKind(
+        "register_flavours",
+        "a mltrack.Flavour instance",
+        "mltrack.flavours:validate_flavour",
+        "flavour",
+        "flavours",
+        {"python": None, "sklearn": "sklearn", "torch": "torch", "langchain": "langchain"},
+    ),
+    "autologgers": RegistryKind(
+        "register_autologgers",
+        "a mltrack.Autologger instance",
+        "mltrack.autologging:validate_autologger",
+        "autologger",
+        "autologgers",
+        {"sklearn": "sklearn", "torch": "torch", "langchain": "langchain"},
+    ),
+    "deploy_providers": RegistryKind(
+        "register_deploy_providers",
+        "a mltrack.DeployProvider subclass",
+        "mltrack.providers:validate_provider",
+        "deploy provider",
+        "providers",
+        {"local": None, "modal": "modal", "sagemaker": "sagemaker"},
+    ),
+    "sinks": RegistryKind("register_sinks", "a mltrack.Sink instance", "mltrack.sinks:validate_sink", "sink", "sinks"),
+}
+
+# kind -> the registration hook that fills it
+REGISTRATION_HOOKS: dict[str, str] = {kind: entry.hook for kind, entry in REGISTRY_KINDS.items()}
+
+
+def _kind_validator(kind: str) -> Validator:
+    import importlib
+
+    path = REGISTRY_KINDS[kind].validator
+    if path is None:
+        return _default_validator(kind)
+    module, _, attr = path.partition(":")
+    validator: Validator = getattr(importlib.import_module(module), attr)
+    return validator
+
+
+def unknown_name_error(kind: str, name: str, installed: list[str]) -> PluginError:
+    """The one error for a name nothing registered as ``kind``, with what to install."""
+    from mltrack.install_hint import install_hint
+
+    entry = REGISTRY_KINDS[kind]
+    extra = entry.known.get(name)
+    hint = install_hint(extra) if extra else "install the plugin that provides it (`mltrack plugins` lists them)"
+    listed = ", ".join(sorted(installed)) or "(none)"
+    return PluginError(f"no {entry.noun} named {name!r}; installed {entry.plural}: {listed}", hint=hint)
 
 
 @dataclass
@@ -335,9 +402,21 @@ class PluginManager:
                 self._registries[kind] = self._collect(kind)
             return self._registries[kind]
 
+    def lookup(self, kind: str, name: str) -> Any:
+        """The object registered as ``kind`` under ``name``; an unknown name raises the one
+        ``PluginError`` for it, naming what is installed and what to install."""
+        registry = self.registry(kind)
+        if name not in registry and name not in self._collisions.get(kind, {}):
+            raise unknown_name_error(kind, name, list(registry))
+        return self.get(kind, name)
+
+    def objects(self, kind: str) -> dict[str, Any]:
+        """Every object registered as ``kind``, by name."""
+        return {name: c.obj for name, c in self.registry(kind).items()}
+
     def _collect(self, kind: str) -> dict[str, Contribution]:
         hook_name = REGISTRATION_HOOKS[kind]
-        validate = self._validators.get(kind) or _default_validator(kind)
+        validate = self._validators.get(kind) or _kind_validator(kind)
         found: dict[str, Contribution] = {}
         collisions: dict[str, list[str]] = {}
         for impl in self._impls(hook_name):

@@ -194,10 +194,8 @@ def writer_put(run: ActiveRun) -> Callable[[tuple[Any, ...]], None]:
 def extra_sinks() -> list[Sink]:
     """The sinks the plugins register (a name two plugins register is used by neither)."""
     from mltrack.plugins import get_plugin_manager
-    from mltrack.sinks import validate_sink
 
     manager = get_plugin_manager()
-    manager.set_validator("sinks", validate_sink)
     contested = manager.collisions("sinks")
     for name, owners in contested.items():
         logger.error(

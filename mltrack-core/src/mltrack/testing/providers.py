@@ -150,9 +150,6 @@ class ProviderConformance:
         # only the core and this provider: the provider's own plugin (if installed) would collide,
         # and a provider built into the core (``local``) needs no entry of its own
         manager = plugins.PluginManager(entry_points=[], strict=True)
-        from mltrack.providers import validate_provider
-
-        manager.set_validator("deploy_providers", validate_provider)
         built_in = manager.registry("deploy_providers").get(cls.name)
         if built_in is None or built_in.obj is not cls:
             manager = plugins.PluginManager(entry_points=[entry], strict=True)
