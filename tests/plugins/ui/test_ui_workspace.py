@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class Sweep:
     uri: str
     experiment_id: str
     run_ids: list[str]
+    # three runs, two of them named "train": a metric logged once, one logged over 20 epochs
+    small_experiment: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,14 @@ def sweep(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> S
     store = get_store(uri)
     run_ids = _bulk_sweep(store, experiment_id, start)
     _tag_decades(store, run_ids)
-    return Sweep(uri, experiment_id, run_ids)
+    small = client.create_experiment("ws-small", artifact_location=(folder / "small").as_uri())
+    for i, name in enumerate(("train", "train", "baseline")):
+        run_id = client.create_run(small, run_name=name).info.run_id
+        client.log_metric(run_id, "final_accuracy", 0.9 + i / 100, step=0)
+        for epoch in range(20):
+            client.log_metric(run_id, "epoch_loss", 1 / (1 + epoch * (i + 1)), step=epoch)
+        client.set_terminated(run_id)
+    return Sweep(uri, experiment_id, run_ids, small)
 
 
 def _tag_decades(store: Any, run_ids: list[str]) -> None:
@@ -261,6 +271,19 @@ def test_the_workspace_draws_a_panel_per_metric_for_the_shown_runs(
     # The goal is checked by reading the figure (a shared CI machine's load swings it 3x); this
     # only catches a workspace that waits for every panel, or for 1,000-point series, before any.
     assert min(wall for wall, _ in warm) <= SLOW_S, warm
+
+
+@pytest_browser
+def test_a_metric_logged_once_is_bars_and_same_named_runs_are_told_apart(
+    page: Any, ui: UI, sweep: Sweep, problems: list[str]
+) -> None:
+    _open(page, f"{ui.url}/runs/?experiment={sweep.small_experiment}&tab=charts", DRAWN)
+    page.wait_for_selector("[data-testid=workspace-panel][data-key=final_accuracy][data-mode=bars]")
+    assert page.locator("[data-key=final_accuracy] .bar-row").count() == 3
+    legend = page.locator("[data-key=epoch_loss] [data-testid=legend-entry]").all_inner_texts()
+    names = sorted(entry.lstrip("■ ").strip() for entry in legend)
+    assert names[0] == "baseline" and all(re.fullmatch(r"train \([0-9a-f]{8}\)", n) for n in names[1:]), names
+    assert problems == []
 
 
 @pytest_browser

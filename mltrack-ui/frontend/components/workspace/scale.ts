@@ -28,6 +28,15 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** The axis' ends, labelled with their values, and the round numbers between not too close to them:
+ *  a narrow range (0.951..0.958) still shows where it starts and ends. */
+function endsAndBetween(lo: number, hi: number): Tick[] {
+  const inner = niceTicks(lo, hi, 4)
+    .map((t) => ({ at: (t - lo) / (hi - lo), label: formatSig(t, 3) }))
+    .filter((t) => t.at > 0.12 && t.at < 0.88);
+  return [{ at: 0, label: formatSig(lo, 3) }, ...inner, { at: 1, label: formatSig(hi, 3) }];
+}
+
 function asNumber(value: string | number | null | undefined): number | null {
   if (value === null || value === undefined) return null;
   if (typeof value === "number") return Number.isFinite(value) ? value : null;
@@ -70,7 +79,7 @@ export function axisFor(values: (string | number | null | undefined)[], allowLog
         const n = asNumber(v);
         return n === null ? null : (n - lo) / (hi - lo);
       },
-      ticks: niceTicks(lo, hi, 4).map((t) => ({ at: (t - lo) / (hi - lo), label: formatSig(t, 3) })),
+      ticks: endsAndBetween(lo, hi),
     };
   }
   const categories = [...new Set(present.map(String))].sort(compareValues);
