@@ -159,32 +159,40 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
 
 # -- downsampling in SQL -----------------------------------------------------------------------------
 # A long series is cut into equal step ranges in the database, which returns each range's lowest
-# and highest point and its row count: a few hundred rows leave the database instead of 100,000.
-# The first and last points are read apart (index seeks), so the series keeps its first, last,
-# lowest and highest point as minmax_downsample guarantees. PostgreSQL finds a range's extreme
-# point with min/max over ARRAY[value, step, timestamp] (one scan); sqlite returns the other
-# columns of the row a lone min() or max() picked, so it scans twice. Other databases read rows.
+# and highest point: a few hundred rows leave the database instead of 100,000. The first and last
+# points are read apart (index seeks), so the series keeps its first, last, lowest and highest
+# point as minmax_downsample guarantees. PostgreSQL finds a range's extreme point with min/max over
+# ARRAY[value, step, timestamp], one GROUP BY scan. sqlite returns the other columns of the row a
+# lone min() or max() picked; a GROUP BY there sorts every row (no faster than reading them into
+# Python), so each range is its own index range scan, per range a subquery for the lowest row and
+# one for the highest (0.23 s per 100,000 rows against 0.65 s read into Python, on 2 busy cores).
+# Other databases read every row.
 
 BIG = float(np.finfo(np.float64).max)  # MLflow stores +-inf as +-max
 _FINITE = f"(is_nan = {{false}} AND value < {BIG!r} AND value > {-BIG!r})"
+_SQLITE_RANGE = (
+    "run_uuid = :run AND key = :key AND step BETWEEN :lo + i * :width AND :lo + i * :width + :width - 1 "
+    "AND step <= :hi"  # the last range may reach past the window
+)
+_SQLITE_EXTREME = (
+    "(SELECT r FROM (SELECT rowid AS r, {agg}(CASE WHEN {finite} THEN value END) "
+    f"FROM metrics INDEXED BY {METRICS_INDEX} WHERE {_SQLITE_RANGE}))"
+)
 _SQLITE_BUCKETS = (
-    "SELECT (step - :lo) / :width AS bucket, {agg}(CASE WHEN {finite} THEN value END), step, timestamp, "
-    "SUM(CASE WHEN {finite} THEN 1 ELSE 0 END), SUM(CASE WHEN {finite} THEN 0 ELSE 1 END) "
-    f"FROM metrics INDEXED BY {METRICS_INDEX} WHERE run_uuid = :run AND key = :key{{window}} GROUP BY bucket"
+    "WITH RECURSIVE ranges(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM ranges WHERE i + 1 < :buckets) "
+    "SELECT {low}, {high} FROM ranges"
 )
 _POSTGRES_BUCKETS = (
-    "SELECT (step - :lo) / :width AS bucket, "
-    "min(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE {finite}), "
-    "max(ARRAY[value, step::float8, timestamp::float8]) FILTER (WHERE {finite}), "
-    "count(*) FILTER (WHERE {finite}), count(*) FILTER (WHERE NOT {finite}) "
-    "FROM metrics WHERE run_uuid = :run AND key = :key{window} GROUP BY bucket"
+    "SELECT min(ARRAY[value, step::float8, timestamp::float8]), max(ARRAY[value, step::float8, timestamp::float8]) "
+    "FROM metrics WHERE run_uuid = :run AND key = :key AND step BETWEEN :lo AND :hi AND {finite} "
+    "GROUP BY (step - :lo) / :width"
 )
 SQL_BUCKETS = frozenset({"sqlite", "postgresql"})
 
 
 def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> dict[str, Any] | None:
-    """The series cut to ``query.max_points`` by the database; None where reading every row is
-    as cheap (the window holds no more rows than the budget) or nothing finite is logged."""
+    """The series cut to ``query.max_points`` by the database; None where the plain read is as
+    cheap and returns every row (no more finite rows than the budget)."""
     import sqlalchemy as sa
 
     dialect = backend.engine.dialect.name
@@ -196,61 +204,51 @@ def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery
     if query.step_max is not None:
         window += " AND step <= :step_max"
         bounds["step_max"] = query.step_max
-    false = "0" if dialect == "sqlite" else "false"
-    finite = _FINITE.format(false=false)
-    hint = f" INDEXED BY {METRICS_INDEX}" if dialect == "sqlite" else ""
-    edge = (
-        f"SELECT step, value, timestamp FROM metrics{hint} WHERE run_uuid = :run AND key = :key{window} "
-        f"AND {finite} ORDER BY step {{order}} LIMIT 1"
-    )
+    finite = _FINITE.format(false="0" if dialect == "sqlite" else "false")
+    where = f"FROM metrics{' INDEXED BY ' + METRICS_INDEX if dialect == 'sqlite' else ''} "
+    where += f"WHERE run_uuid = :run AND key = :key{window}"
+    edge = f"SELECT step, value, timestamp {where} AND {finite} ORDER BY step {{order}} LIMIT 1"
+    counts = f"SELECT SUM(CASE WHEN {finite} THEN 1 ELSE 0 END), COUNT(*) {where}"
     with backend.engine.connect() as connection:
         if dialect == "postgresql":
             # Compiling the aggregate (JIT) costs PostgreSQL more than running it: 0.35 s against
             # 0.13 s for 100,000 rows. SET LOCAL ends with this transaction.
             connection.execute(sa.text("SET LOCAL jit = off"))
-        first = connection.execute(sa.text(edge.format(order="ASC")), bounds).first()
-        last = connection.execute(sa.text(edge.format(order="DESC")), bounds).first()
-        if first is None or last is None:
+        finite_rows, rows = connection.execute(sa.text(counts), bounds).one()
+        total = int(finite_rows or 0)
+        if total <= query.max_points:
             return None
+        first = connection.execute(sa.text(edge.format(order="ASC")), bounds).one()
+        last = connection.execute(sa.text(edge.format(order="DESC")), bounds).one()
         lo, hi = int(first[0]), int(last[0])
         buckets = (query.max_points - 2) // 2
         width = max(1, -(-(hi - lo + 1) // buckets))  # ceil: at most `buckets` ranges over [lo, hi]
-        args = {**bounds, "lo": lo, "width": width}
-        points: dict[tuple[int, int], tuple[float, float, float]] = {}
-        total = nonfinite = 0
-        crowded = False  # a range with more rows than the two it keeps
+        args = {**bounds, "lo": lo, "hi": hi, "width": width, "buckets": -(-(hi - lo + 1) // width)}
+        kept: list[tuple[Any, ...]] = [tuple(first), tuple(last)]
         if dialect == "sqlite":
-            for agg in ("MIN", "MAX"):
-                sql = _SQLITE_BUCKETS.format(agg=agg, finite=finite, window=window)
-                for _bucket, value, step, stamp, count, bad in connection.execute(sa.text(sql), args):
-                    if agg == "MIN":
-                        total += int(count)
-                        nonfinite += int(bad)
-                        crowded = crowded or count > 2
-                    if value is not None:
-                        points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
+            low = _SQLITE_EXTREME.format(agg="MIN", finite=finite)
+            high = _SQLITE_EXTREME.format(agg="MAX", finite=finite)
+            found = connection.execute(sa.text(_SQLITE_BUCKETS.format(low=low, high=high)), args).all()
+            # a range without a finite row still names a row (the bare column beside a NULL min)
+            rowids = sorted({r for pair in found for r in pair if r is not None})
+            for start in range(0, len(rowids), 500):
+                chunk = ", ".join(str(int(r)) for r in rowids[start : start + 500])
+                kept += connection.execute(
+                    sa.text(f"SELECT step, value, timestamp FROM metrics WHERE rowid IN ({chunk}) AND {finite}")
+                )
         else:
-            sql = _POSTGRES_BUCKETS.format(finite=finite, window=window)
-            for _bucket, low, high, count, bad in connection.execute(sa.text(sql), args):
-                total += int(count)
-                nonfinite += int(bad)
-                crowded = crowded or count > 2
-                for value, step, stamp in (p for p in (low, high) if p is not None):
-                    points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
-    if not crowded:
-        return None  # every row is a kept point: the plain read returns the same, exactly
-    for step, value, stamp in (first, last):
-        points[(int(step), int(stamp))] = (float(step), float(value), float(stamp))
-    kept = sorted(points.values())
+            for pair in connection.execute(sa.text(_POSTGRES_BUCKETS.format(finite=finite)), args):
+                kept += [(p[1], p[0], p[2]) for p in pair]
+    points = sorted({(int(step), int(stamp)): float(value) for step, value, stamp in kept}.items())
     return {
         "run_id": run_id,
         "key": key,
-        "steps": [int(p[0]) for p in kept],
-        "values": [p[1] for p in kept],
-        "timestamps": [int(p[2]) for p in kept],
+        "steps": [step for (step, _), _ in points],
+        "values": [value for _, value in points],
+        "timestamps": [stamp for (_, stamp), _ in points],
         "total": total,
-        "nonfinite": nonfinite,
-        "downsampled": len(kept) < total,
+        "nonfinite": int(rows) - total,
+        "downsampled": len(points) < total,
     }
 
 
