@@ -32,6 +32,7 @@ from .ui_helpers import TOKEN, UI, screenshot, serve
 PAGE_RUNS = 100
 FIRST_CHARTS_GOAL_S = 1.5
 SLOW_S = 10.0
+FILTER = "params.dropout = '0.2'"
 
 
 @dataclass
@@ -342,19 +343,29 @@ def _shot(name: str) -> Path:
 
 @pytest_browser
 def test_a_copied_url_reproduces_the_view_in_a_new_page(page: Any, ui: UI, sweep: Sweep, problems: list[str]) -> None:
-    _open(page, _charts(ui, sweep), DRAWN)
+    # a filter (40 of the 200 runs) and the table's columns are part of the view too
+    _open(page, _charts(ui, sweep, f"&filter={quote(FILTER)}&cols=metrics.val_loss,params.lr"), DRAWN)
     page.click("[data-testid=choose-panels]")
     page.click("button[aria-label='hide learning_rate']")
     page.click("button[aria-label='move val_accuracy up']")
-    page.select_option("[data-testid=group-by]", "params.dropout")
+    page.select_option("[data-testid=group-by]", "params.batch_size")
     page.wait_for_selector("[data-testid=group-band]")
     keys = _panel_keys(page)
     copied = page.url
     other = page.context.new_page()
     _open(other, copied, "[data-testid=workspace-panel][data-mode=groups] [data-testid=group-band]")
     assert _panel_keys(other) == keys
-    assert other.locator("[data-testid=group-by]").input_value() == "params.dropout"
-    assert other.locator("[data-testid=workspace-panel] >> nth=0").locator("[data-testid=group-label]").count() == 5
+    assert other.locator("[data-testid=group-by]").input_value() == "params.batch_size"
+    first = other.locator("[data-testid=workspace-panel] >> nth=0")
+    assert first.get_attribute("data-runs") == "40"
+    # dropout 0.2 is i % 5 == 2: i % 4 takes each value 10 times
+    assert [t.lstrip("■ ").strip() for t in first.locator("[data-testid=group-label]").all_inner_texts()] == [
+        f"batch_size={size} (10 runs)" for size in (16, 32, 64, 128)
+    ]
+    assert other.locator("[data-testid=runs-filter]").input_value() == FILTER
+    other.click("[data-testid=tab-table]")
+    headers = other.locator("[data-testid=runs-table] th").all_inner_texts()
+    assert [h for h in headers if "." in h] == ["metrics.val_loss", "params.lr"]
     other.close()
     assert problems == []
 
