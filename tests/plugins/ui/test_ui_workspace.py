@@ -42,6 +42,9 @@ class Sweep:
     run_ids: list[str]
     # three runs, two of them named "train": a metric logged once, one logged over 20 epochs
     small_experiment: str = ""
+    # one RUNNING run with 5 points of "loss"
+    live_experiment: str = ""
+    live_run: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,11 @@ def sweep(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> S
         for epoch in range(20):
             client.log_metric(run_id, "epoch_loss", 1 / (1 + epoch * (i + 1)), step=epoch)
         client.set_terminated(run_id)
-    return Sweep(uri, experiment_id, run_ids, small)
+    live = client.create_experiment("ws-live", artifact_location=(folder / "live").as_uri())
+    live_run = client.create_run(live, run_name="still-training").info.run_id
+    for step in range(5):
+        client.log_metric(live_run, "loss", 1 / (step + 1), step=step)
+    return Sweep(uri, experiment_id, run_ids, small, live, live_run)
 
 
 def _tag_decades(store: Any, run_ids: list[str]) -> None:
@@ -284,6 +291,18 @@ def test_a_metric_logged_once_is_bars_and_same_named_runs_are_told_apart(
     legend = page.locator("[data-key=epoch_loss] [data-testid=legend-entry]").all_inner_texts()
     names = sorted(entry.lstrip("■ ").strip() for entry in legend)
     assert names[0] == "baseline" and all(re.fullmatch(r"train \([0-9a-f]{8}\)", n) for n in names[1:]), names
+    assert problems == []
+
+
+@pytest_browser
+def test_the_panels_follow_a_running_run(page: Any, ui: UI, sweep: Sweep, problems: list[str]) -> None:
+    _open(page, f"{ui.url}/runs/?experiment={sweep.live_experiment}&tab=charts", DRAWN)
+    assert page.get_attribute(DRAWN, "data-points") == "5"
+    assert page.locator("[data-testid=workspace-live]").count() == 1
+    client = MlflowClient(tracking_uri=sweep.uri)
+    for step in range(5, 12):
+        client.log_metric(sweep.live_run, "loss", 1 / (step + 1), step=step)
+    page.wait_for_selector(f"{DRAWN}[data-points='12']", timeout=15_000)
     assert problems == []
 
 

@@ -19,6 +19,8 @@ import { Scatter } from "./Scatter";
 import { useHistories } from "./useHistories";
 import type { PageView } from "./viewState";
 
+/** How often the panels are asked again while a shown run is RUNNING. */
+const LIVE_REFRESH_MS = 3_000;
 /** Parallel coordinates start with this many params; more can be chosen. */
 const DEFAULT_AXES = 4;
 
@@ -65,7 +67,9 @@ export function Workspace({ runs, labels, columns, view, onChange }: Props) {
   }, [runs, columns.params]);
   const shownPanels = (view.panels ?? metricKeys).filter((k) => metricKeys.includes(k));
   const runIds = useMemo(() => runs.map((r) => r.run_id), [runs]);
-  const histories = useHistories(runIds, shownPanels);
+  // While a shown run is RUNNING its panels follow it, as a running run's own page does.
+  const live = runs.some((r) => r.status === "RUNNING");
+  const histories = useHistories(runIds, shownPanels, live ? LIVE_REFRESH_MS : null);
   // The table's rows carry no tags (they are asked for only as chosen columns): grouping by a tag
   // asks for that one tag of the shown runs.
   const tagKey = view.group.startsWith("tags.") ? view.group.slice("tags.".length) : null;
@@ -113,6 +117,11 @@ export function Workspace({ runs, labels, columns, view, onChange }: Props) {
         <span className="muted">
           {runs.length} runs{view.selected.length > 0 ? " (selected)" : " (this page)"}
         </span>
+        {live && (
+          <span className="muted live" data-testid="workspace-live">
+            a run is running: charts follow it every {LIVE_REFRESH_MS / 1000} s
+          </span>
+        )}
       </div>
       {choosing && <PanelChooser all={metricKeys} shown={shownPanels} onChange={(panels) => onChange({ panels })} />}
       <ErrorNote error={histories.error ?? tagged.error} />

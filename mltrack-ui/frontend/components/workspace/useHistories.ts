@@ -43,16 +43,28 @@ export interface Histories {
 
 const EMPTY: Histories = { byKey: {}, error: null };
 
-export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_POINTS): Histories {
+/** With `refreshMs` (a shown run is RUNNING) every shown series is asked for again that often; the
+ *  panels keep what they show until the new answer is in (the server's cache answers unchanged
+ *  series without reading them). */
+export function useHistories(runIds: string[], keys: string[], refreshMs: number | null = null, maxPoints = GRID_POINTS): Histories {
   const runsKey = JSON.stringify([runIds, maxPoints]);
   const keysKey = JSON.stringify(keys); // in panel order: the first panel is asked for first
   const [state, setState] = useState<Histories & { runsKey: string }>({ ...EMPTY, runsKey: "" });
-  // keys asked for (or answered) for `runsKey`: a panel shown again is not fetched again
-  const asked = useRef<{ runsKey: string; keys: Set<string> }>({ runsKey: "", keys: new Set() });
+  const [generation, setGeneration] = useState(0);
+  // keys asked for (or answered) for `runsKey` in this generation: a panel shown again is not fetched again
+  const asked = useRef<{ runsKey: string; generation: number; keys: Set<string> }>({ runsKey: "", generation: 0, keys: new Set() });
+
+  useEffect(() => {
+    if (!refreshMs) return;
+    const timer = window.setInterval(() => setGeneration((g) => g + 1), refreshMs);
+    return () => window.clearInterval(timer);
+  }, [refreshMs]);
 
   useEffect(() => {
     const [ids, points] = JSON.parse(runsKey) as [string[], number];
-    if (asked.current.runsKey !== runsKey) asked.current = { runsKey, keys: new Set() };
+    if (asked.current.runsKey !== runsKey || asked.current.generation !== generation) {
+      asked.current = { runsKey, generation, keys: new Set() };
+    }
     const sent = asked.current;
     const missing = (JSON.parse(keysKey) as string[]).filter((k) => !sent.keys.has(k));
     const plan = batches(ids, missing);
@@ -101,7 +113,7 @@ export function useHistories(runIds: string[], keys: string[], maxPoints = GRID_
       // what was cut off is asked again by the next run of this effect
       for (const k of missing) if (!done.has(k)) sent.keys.delete(k);
     };
-  }, [runsKey, keysKey]);
+  }, [runsKey, keysKey, generation]);
 
   return state.runsKey === runsKey ? state : EMPTY;
 }
