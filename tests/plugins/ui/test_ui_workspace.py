@@ -396,6 +396,7 @@ def test_a_saved_view_is_opened_after_a_reload(page: Any, ui: UI, sweep: Sweep, 
     page.click("[data-testid=save-view]")
     page.wait_for_selector("[data-testid=open-view]:has-text('batch bands')")
     assert json.loads(_tags(sweep)["mltrack.view.batch bands"])["group"] == "params.batch_size"
+    page.locator("[data-testid=saved-views]").screenshot(path=str(_shot("workspace-saved-views")))
     # Back to a plain table, reloaded: the view is listed and opens as it was saved.
     _open(page, f"{ui.url}/runs/?experiment={sweep.experiment_id}", "[data-testid=run-row]")
     page.reload()
