@@ -60,7 +60,7 @@ class MemorySettings(BaseModel):
     api_key: SecretStr | None = None
 
 
-class MemoryProvider(DeployProvider):
+class MemoryProvider(DeployProvider[MemoryConfig]):
     """Deploys into ``endpoints``; a deployment needs ``polls_until_ready`` status calls."""
 
     name = "memory"
@@ -77,7 +77,9 @@ class MemoryProvider(DeployProvider):
                 "the memory provider needs an API key", hint="set MLTRACK_PLUGINS__MEMORY__API_KEY"
             )
 
-    def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
+    def plan(
+        self, model: ModelRef, name: str, config: MemoryConfig, *, replaces: Deployment | None = None
+    ) -> DeployPlan[MemoryConfig]:
         return DeployPlan(
             provider=self.name,
             name=name,
@@ -89,13 +91,13 @@ class MemoryProvider(DeployProvider):
             wait_timeout_s=config.wait_s,
         )
 
-    def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
+    def deploy(self, plan: DeployPlan[MemoryConfig], progress: Progress) -> DeploymentStatus:
         progress.step(f"creating {plan.name}")
         self.steps.append(f"deploy {plan.name} v{plan.model.version}")
-        if plan.config.fail_while_creating:  # type: ignore[attr-defined]
+        if plan.config.fail_while_creating:
             raise DeploymentError("the target refused the endpoint")
-        self.endpoints[plan.name] = {"version": plan.model.version, "polls": plan.config.polls_until_ready}  # type: ignore[attr-defined]
-        self.endpoints[plan.name]["fail"] = plan.config.fail  # type: ignore[attr-defined]
+        self.endpoints[plan.name] = {"version": plan.model.version, "polls": plan.config.polls_until_ready}
+        self.endpoints[plan.name]["fail"] = plan.config.fail
         return DeploymentStatus(DeploymentState.PENDING, f"memory://{plan.name}", "creating", {"endpoint": plan.name})
 
     def status(self, deployment: Deployment) -> DeploymentStatus:
@@ -135,6 +137,29 @@ def memory_provider(monkeypatch: pytest.MonkeyPatch, sqlite_uri: str) -> type[Me
     MemoryProvider.endpoints.clear()
     MemoryProvider.steps.clear()
     return MemoryProvider
+
+
+def test_one_deploy_builds_one_provider_and_looks_it_up_once(
+    memory_provider: type[MemoryProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_model()
+    built: list[MemoryProvider] = []
+    lookups: list[str] = []
+    original_init, original_lookup = MemoryProvider.__init__, plugins.PluginManager.lookup
+
+    def counting_init(self: MemoryProvider, settings: Any = None) -> None:
+        built.append(self)
+        original_init(self, settings)
+
+    def counting_lookup(self: plugins.PluginManager, kind: str, name: str) -> Any:
+        lookups.append(kind)
+        return original_lookup(self, kind, name)
+
+    monkeypatch.setattr(MemoryProvider, "__init__", counting_init)
+    monkeypatch.setattr(plugins.PluginManager, "lookup", counting_lookup)
+    deployment = deploy("churn", provider="memory", config={"polls_until_ready": 2})
+    assert deployment.state is DeploymentState.READY
+    assert (len(built), lookups) == (1, ["deploy_providers"])
 
 
 def register_model(name: str = "churn", versions: int = 1) -> None:
@@ -320,7 +345,7 @@ def test_a_provider_class_that_does_not_forbid_unknown_config_fields_is_refused(
 
     class LooseProvider(MemoryProvider):
         name = "loose"
-        DeploymentConfig = Loose
+        DeploymentConfig = Loose  # type: ignore[assignment]  # deliberately not a MemoryConfig
 
     with pytest.raises(PluginError, match="DeploymentConfig must forbid unknown fields"):
         validate_provider(LooseProvider)

@@ -63,7 +63,6 @@ MARKER_TAG = "mltrack.deployed"
 #: MLflow's limit on a model version tag's value
 MAX_RECORD_CHARS = 5000
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-DEFAULT_POLL_S = 1.0
 LOCK_POLL_S = 0.05
 
 
@@ -146,21 +145,21 @@ class Deployment:
 # -- providers ------------------------------------------------------------------------------
 
 
-def providers() -> dict[str, type[DeployProvider]]:
+def providers() -> dict[str, type[DeployProvider[Any]]]:
     """Every registered deploy provider class by name."""
     from mltrack.plugins import get_plugin_manager
 
     return dict(get_plugin_manager().objects("deploy_providers"))
 
 
-def provider_class(name: str) -> type[DeployProvider]:
+def provider_class(name: str) -> type[DeployProvider[Any]]:
     from mltrack.plugins import get_plugin_manager
 
-    cls: type[DeployProvider] = get_plugin_manager().lookup("deploy_providers", name)
+    cls: type[DeployProvider[Any]] = get_plugin_manager().lookup("deploy_providers", name)
     return cls
 
 
-def get_provider(name: str) -> DeployProvider:
+def get_provider(name: str) -> DeployProvider[Any]:
     """The provider ``name``, built with its settings from ``[tool.mltrack.plugins.<name>]``."""
     from mltrack.config import config_error_from, get_settings
 
@@ -173,7 +172,7 @@ def get_provider(name: str) -> DeployProvider:
     return cls(settings)
 
 
-def validate_config(cls: type[DeployProvider], config: dict[str, Any] | BaseModel | None) -> BaseModel:
+def validate_config(cls: type[DeployProvider[Any]], config: dict[str, Any] | BaseModel | None) -> BaseModel:
     """``config`` as the provider's ``DeploymentConfig``; every bad field is named at once."""
     if isinstance(config, cls.DeploymentConfig):
         return config
@@ -412,20 +411,31 @@ def plan_deployment(
     *,
     name: str | None = None,
     check_credentials: bool = False,
-) -> DeployPlan:
+) -> DeployPlan[Any]:
     """What ``deploy`` with these arguments would do; creates and records nothing.
 
     A plan needs no credentials (so ``mltrack deploy --plan`` works before they are set up);
     ``check_credentials=True`` (what ``deploy`` does) also raises ``CredentialsMissingError``.
     """
-    cls = provider_class(provider)
-    validated = validate_config(cls, config)
-    deployment_name = _check_name(name if name is not None else default_name(model_name))
     instance = get_provider(provider)
+    return _plan(instance, model_name, version, config, name=name, check_credentials=check_credentials)
+
+
+def _plan(
+    instance: DeployProvider[Any],
+    model_name: str,
+    version: int | str,
+    config: dict[str, Any] | BaseModel | None,
+    *,
+    name: str | None,
+    check_credentials: bool,
+) -> DeployPlan[Any]:
+    validated = validate_config(type(instance), config)
+    deployment_name = _check_name(name if name is not None else default_name(model_name))
     model = resolve_model_ref(model_name, version)
     if check_credentials:
         instance.check_credentials()
-    previous = _current(f"{provider}/{deployment_name}")
+    previous = _current(f"{instance.name}/{deployment_name}")
     return instance.plan(model, deployment_name, validated, replaces=previous)
 
 
@@ -459,21 +469,20 @@ def deploy(
     While another deploy or delete of the same id runs on this machine, the call waits for
     it (up to ``timeout`` too) and then replaces what it left, as a redeploy does.
     """
-    cls = provider_class(provider)
-    validate_config(cls, config)  # refused at once, not after waiting for the lock
+    instance = get_provider(provider)  # the one provider object of this deploy
+    validate_config(type(instance), config)  # refused at once, not after waiting for the lock
     deployment_name = _check_name(name if name is not None else default_name(model_name))
-    lock_timeout = timeout if timeout is not None else float(getattr(cls, "default_timeout_s", 600.0))
+    lock_timeout = timeout if timeout is not None else instance.default_timeout_s
     progress = progress or LogProgress()
     with deployment_lock(provider, deployment_name, timeout=lock_timeout, action="deploy"):
         # planned under the lock: `replaces` is whatever the previous holder recorded
-        plan = plan_deployment(model_name, version, provider, config, name=deployment_name, check_credentials=True)
-        instance = get_provider(provider)
+        plan = _plan(instance, model_name, version, config, name=deployment_name, check_credentials=True)
         record = _deploy_and_record(instance, plan, progress)
     if wait and not record.state.is_final:
         limit = timeout if timeout is not None else plan.wait_timeout_s
         if limit is None:
-            limit = float(getattr(instance, "default_timeout_s", 600.0))
-        record = wait_until_final(record, timeout=limit, progress=progress)
+            limit = instance.default_timeout_s
+        record = wait_until_final(record, timeout=limit, progress=progress, provider=instance)
     if wait and record.state is DeploymentState.FAILED:
         raise DeploymentError(
             f"deployment {record.id} failed: {record.message}", hint=f"see `mltrack deployments logs {record.id}`"
@@ -481,7 +490,7 @@ def deploy(
     return record
 
 
-def _deploy_and_record(instance: DeployProvider, plan: DeployPlan, progress: Progress) -> Deployment:
+def _deploy_and_record(instance: DeployProvider[Any], plan: DeployPlan[Any], progress: Progress) -> Deployment:
     record = Deployment(
         name=plan.name,
         provider=plan.provider,
@@ -513,10 +522,18 @@ def _deploy_and_record(instance: DeployProvider, plan: DeployPlan, progress: Pro
     return record
 
 
-def wait_until_final(deployment: Deployment, *, timeout: float, progress: Progress | None = None) -> Deployment:
-    """Poll the provider until the deployment is no longer pending; raise ``DeployTimeoutError`` after ``timeout``."""
-    instance = get_provider(deployment.provider)
-    poll = float(getattr(instance, "poll_interval_s", DEFAULT_POLL_S))
+def wait_until_final(
+    deployment: Deployment,
+    *,
+    timeout: float,
+    progress: Progress | None = None,
+    provider: DeployProvider[Any] | None = None,
+) -> Deployment:
+    """Poll the provider until the deployment is no longer pending; raise ``DeployTimeoutError`` after ``timeout``.
+
+    ``provider``: the deployment's provider object where the caller has it already."""
+    instance = provider if provider is not None else get_provider(deployment.provider)
+    poll = instance.poll_interval_s
     start = time.monotonic()
     record = deployment
     if progress is not None:
@@ -574,7 +591,7 @@ def delete_deployment(
     if record.state is DeploymentState.DELETED:
         return record
     instance = get_provider(record.provider)
-    lock_timeout = timeout if timeout is not None else float(getattr(instance, "default_timeout_s", 600.0))
+    lock_timeout = timeout if timeout is not None else instance.default_timeout_s
     with deployment_lock(record.provider, record.name, timeout=lock_timeout, action="delete"):
         record = get_deployment(record.id)  # the deploy we waited for may have replaced it
         if record.state is DeploymentState.DELETED:

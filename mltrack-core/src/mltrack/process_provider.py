@@ -35,7 +35,7 @@ import time
 import uuid
 from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,7 +106,7 @@ def serve_command(
     return command
 
 
-class ProcessProvider(DeployProvider, Generic[ConfigT]):
+class ProcessProvider(DeployProvider[ConfigT]):
     """A provider that serves each deployment from a process (or container) it starts here.
 
     Subclass it with ``name``, a ``DeploymentConfig`` (a ``ProcessDeploymentConfig`` subclass, or
@@ -116,8 +116,8 @@ class ProcessProvider(DeployProvider, Generic[ConfigT]):
     """
 
     DeploymentConfig: ClassVar[type[BaseModel]] = ProcessDeploymentConfig
-    default_timeout_s: ClassVar[float] = 120.0
-    poll_interval_s: ClassVar[float] = 0.2
+    default_timeout_s = 120.0
+    poll_interval_s = 0.2
     #: whether a process of the server's own group listens on its port. Set False where another
     #: process holds it (a container runtime's port proxy, a VM): ``status`` then trusts ``/health``.
     owns_port: ClassVar[bool] = True
@@ -141,7 +141,9 @@ class ProcessProvider(DeployProvider, Generic[ConfigT]):
 
     # -- the DeployProvider methods -------------------------------------------------------------
 
-    def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
+    def plan(
+        self, model: ModelRef, name: str, config: ConfigT, *, replaces: Deployment | None = None
+    ) -> DeployPlan[ConfigT]:
         config = self._config(config)
         where = f"{config.host}:{config.port}" if config.port else f"{config.host}:<free port>"
         actions = [
@@ -163,7 +165,7 @@ class ProcessProvider(DeployProvider, Generic[ConfigT]):
             replaces=replaces,
         )
 
-    def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
+    def deploy(self, plan: DeployPlan[ConfigT], progress: Progress) -> DeploymentStatus:
         config = self._config(plan.config)
         # the recorded server and the one in the state file (they differ when a deploy died
         # between starting its server and recording it): both give way to the new one

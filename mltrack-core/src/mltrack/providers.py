@@ -26,7 +26,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -87,14 +87,20 @@ class ModelRef:
         return f"models:/{self.name}/{self.version}"
 
 
+#: a provider's ``DeploymentConfig`` type: ``class Mine(DeployProvider[MyConfig])`` types
+#: ``plan``'s ``config`` and ``DeployPlan.config`` as ``MyConfig``
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class DeployPlan:
+class DeployPlan(Generic[ConfigT]):
     """What a deployment would create or change, computed without side effects."""
 
     provider: str
     name: str
     model: ModelRef
-    config: BaseModel
+    #: the validated ``DeploymentConfig`` (an instance of the provider's class, never a dict)
+    config: ConfigT
     #: human-readable steps, in order ("start a server process on 127.0.0.1:8011", ...)
     actions: list[str]
     #: what will exist afterwards, by kind (e.g. {"endpoint": "churn", "instance_type": "ml.m5.large"})
@@ -124,18 +130,28 @@ class NoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DeployProvider(ABC):
+class DeployProvider(ABC, Generic[ConfigT]):
     """A deployment target. Subclass it and register the class with ``register_deploy_providers``.
 
     Class attributes: ``name`` (the ``provider=`` value), ``Settings`` (provider-wide, read from
     ``[tool.mltrack.plugins.<name>]`` / ``MLTRACK_PLUGINS__<NAME>__*``; declare credentials as
     ``SecretStr``) and ``DeploymentConfig`` (the ``config=`` of one deployment; must forbid
-    unknown fields). MLTrack builds the provider as ``Provider(settings)``.
+    unknown fields). MLTrack builds the provider as ``Provider(settings)``, once per operation.
+
+    Parametrise it with the config class (``class Mine(DeployProvider[MyConfig])``) and ``plan``
+    receives, and ``DeployPlan.config`` holds, a ``MyConfig``: the core validates every config
+    against ``DeploymentConfig`` before a provider sees it.
     """
 
     name: ClassVar[str] = ""
     Settings: ClassVar[type[BaseModel]] = NoSettings
     DeploymentConfig: ClassVar[type[BaseModel]]
+    #: how long ``deploy`` waits for ready and ``deploy``/``delete`` wait for another operation
+    #: on the same deployment, in seconds, unless a ``timeout`` argument or the plan's
+    #: ``wait_timeout_s`` says otherwise
+    default_timeout_s: float = 600.0
+    #: seconds between ``status`` calls while waiting for a deployment to be ready
+    poll_interval_s: float = 1.0
 
     def __init__(self, settings: BaseModel | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()
@@ -147,11 +163,14 @@ class DeployProvider(ABC):
         return None
 
     @abstractmethod
-    def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
-        """What deploying ``model`` as ``name`` with ``config`` would do. No side effects."""
+    def plan(
+        self, model: ModelRef, name: str, config: ConfigT, *, replaces: Deployment | None = None
+    ) -> DeployPlan[ConfigT]:
+        """What deploying ``model`` as ``name`` with ``config`` would do. No side effects; at
+        least one entry in ``actions``."""
 
     @abstractmethod
-    def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
+    def deploy(self, plan: DeployPlan[ConfigT], progress: Progress) -> DeploymentStatus:
         """Create (or update, when ``plan.replaces``) the deployment. May return ``pending``:
         the core then polls ``status``. Raise ``DeploymentError`` when it cannot be created,
         after undoing what this call created."""

@@ -55,7 +55,7 @@ HEALTH_TIMEOUT_S = 10.0
 PREDICT_MARGIN_S = 30.0
 
 
-class ModalProvider(DeployProvider):
+class ModalProvider(DeployProvider[ModalDeploymentConfig]):
     """Serves registered models as Modal web endpoints (the core serving app behind ``@modal.asgi_app``)."""
 
     name = "modal"
@@ -79,8 +79,9 @@ class ModalProvider(DeployProvider):
 
     # -- plan and deploy ----------------------------------------------------------------------
 
-    def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
-        assert isinstance(config, ModalDeploymentConfig)
+    def plan(
+        self, model: ModelRef, name: str, config: ModalDeploymentConfig, *, replaces: Deployment | None = None
+    ) -> DeployPlan[ModalDeploymentConfig]:
         recipe = image_recipe(model.download())
         app_name = app_name_for(name, config)
         environment = self._environment(config)
@@ -137,11 +138,10 @@ class ModalProvider(DeployProvider):
             replaces=replaces,
         )
 
-    def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
+    def deploy(self, plan: DeployPlan[ModalDeploymentConfig], progress: Progress) -> DeploymentStatus:
         import modal.runner
 
         config = plan.config
-        assert isinstance(config, ModalDeploymentConfig)
         progress.step(f"downloading {plan.model.uri}")
         recipe = image_recipe(plan.model.download())
         app_name = app_name_for(plan.name, config)

@@ -57,7 +57,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-class SageMakerProvider(DeployProvider):
+class SageMakerProvider(DeployProvider[SageMakerDeploymentConfig]):
     """Deploys registered models to AWS SageMaker endpoints (real-time instances or serverless)."""
 
     name = "sagemaker"
@@ -86,11 +86,12 @@ class SageMakerProvider(DeployProvider):
 
     # -- plan -------------------------------------------------------------------------------
 
-    def plan(self, model: ModelRef, name: str, config: Any, *, replaces: Deployment | None = None) -> DeployPlan:
+    def plan(
+        self, model: ModelRef, name: str, config: SageMakerDeploymentConfig, *, replaces: Deployment | None = None
+    ) -> DeployPlan[SageMakerDeploymentConfig]:
         """What would be created. With credentials it makes read-only AWS calls (STS for the account,
         DescribeEndpoint and ECR DescribeImages to tell a create from an update and a build); without
         them it still answers, with what only AWS can say marked as looked up at deploy time."""
-        assert isinstance(config, SageMakerDeploymentConfig)
         settings = self._settings
         role = config.execution_role_arn or settings.execution_role_arn
         if role is None:
@@ -148,7 +149,7 @@ class SageMakerProvider(DeployProvider):
         replaces: Deployment | None,
         *,
         why: str,
-    ) -> DeployPlan:
+    ) -> DeployPlan[SageMakerDeploymentConfig]:
         """The plan without AWS: placeholders for the account (and region), no create/update answer."""
         region = self._aws(config.region).region or "<region>"
         account = role.split(":")[4]  # the role's account is the one that will run the endpoint
@@ -184,7 +185,7 @@ class SageMakerProvider(DeployProvider):
         image: str,
         build_image: bool | None,
         current_config: str | None,
-    ) -> DeployPlan:
+    ) -> DeployPlan[SageMakerDeploymentConfig]:
         settings = self._settings
         bucket = config.bucket or settings.bucket
         key = model_data_key(settings.s3_prefix, model)
@@ -250,9 +251,8 @@ class SageMakerProvider(DeployProvider):
 
     # -- deploy -----------------------------------------------------------------------------
 
-    def deploy(self, plan: DeployPlan, progress: Progress) -> DeploymentStatus:
+    def deploy(self, plan: DeployPlan[SageMakerDeploymentConfig], progress: Progress) -> DeploymentStatus:
         config = plan.config
-        assert isinstance(config, SageMakerDeploymentConfig)
         found = plan.resources
         if found.get("offline"):  # the core checks credentials before planning a deploy: not reached there
             self._aws(config.region).check_credentials()
@@ -359,7 +359,7 @@ class SageMakerProvider(DeployProvider):
             )
         return variant
 
-    def _upload(self, aws: AwsSession, plan: DeployPlan, progress: Progress) -> str:
+    def _upload(self, aws: AwsSession, plan: DeployPlan[SageMakerDeploymentConfig], progress: Progress) -> str:
         """Package the model and put it in S3 (skipped when the same bytes are there); returns the S3 URI."""
         found = plan.resources
         bucket = found["bucket"]

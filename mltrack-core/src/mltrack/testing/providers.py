@@ -107,7 +107,7 @@ class ProviderConformance:
 
     # -- to implement --------------------------------------------------------------------
 
-    def provider_class(self) -> type[DeployProvider]:
+    def provider_class(self) -> type[DeployProvider[Any]]:
         raise NotImplementedError
 
     def valid_config(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class ProviderConformance:
         """A context manager under which the provider has no credentials (None: it needs none)."""
         return None
 
-    def target_snapshot(self, provider: DeployProvider) -> Any:
+    def target_snapshot(self, provider: DeployProvider[Any]) -> Any:
         """What exists on the target now (compared before and after to prove nothing was created)."""
         return sorted(str(status.details.get("name", status.url)) for status in provider.list())
 
@@ -168,7 +168,7 @@ class ProviderConformance:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def provider(self) -> DeployProvider:
+    def provider(self) -> DeployProvider[Any]:
         from mltrack.deployments import get_provider
 
         return get_provider(self.provider_class().name)
