@@ -45,7 +45,7 @@ from mltrack.offline import (
 from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
 from mltrack.validation import check_key, check_run_start, tag_to_string
-from mltrack.writer import TAG, BackgroundWriter
+from mltrack.writer import TAG, BackgroundWriter, QueueItem
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -180,11 +180,11 @@ def _writer_process_client(settings: Any) -> WriterProcessClient | None:
         return None
 
 
-def _discard(item: tuple[Any, ...]) -> None:
+def _discard(item: QueueItem) -> None:
     pass
 
 
-def writer_put(run: ActiveRun) -> Callable[[tuple[Any, ...]], None]:
+def writer_put(run: ActiveRun) -> Callable[[QueueItem], None]:
     """Where a logging call queues ``run``'s params and tags for the store (after spooling
     them): nowhere for an offline run, whose spool is all there is until ``mltrack sync``;
     so an offline process starts no writer and never tries to reach the store."""

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from mltrack.delivery import Item, Quarantine, Refused, classify, deliver_isolating, describe, to_batch
 from mltrack.errors import LoggingFailedError
@@ -36,8 +36,21 @@ from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MA
 
 logger = logging.getLogger("mltrack.writer")
 
-# Queue item tags (first tuple element).
-METRIC, PARAM, TAG, FLUSH = "m", "p", "t", "f"
+# What the logging calls queue for the writer. Plain tuples, typed: building a class instance per
+# logged point would cost the hot path more than the append itself.
+METRIC: Final = "m"
+PARAM: Final = "p"
+TAG: Final = "t"
+FLUSH: Final = "f"
+#: (METRIC, run id, key, value, timestamp ms, step, spool slot or -1)
+MetricItem = tuple[Literal["m"], str, str, float, int, int, int]
+#: (PARAM, run id, key, value)
+ParamItem = tuple[Literal["p"], str, str, str]
+#: (TAG, run id, key, value)
+TagItem = tuple[Literal["t"], str, str, str]
+#: (FLUSH, the request whose ``done`` is set once everything queued before it is written)
+FlushItem = tuple[Literal["f"], "FlushRequest"]
+QueueItem = MetricItem | ParamItem | TagItem | FlushItem
 MAX_PARAMS_TAGS_BYTES = 800_000  # below MLflow's 1 MB request cap
 FAILED_HINT = "they are kept and retried; fix the store, then call mltrack.flush()"
 
@@ -151,9 +164,9 @@ class BackgroundWriter:
         self.degraded: dict[str, str] = {}
         self.progress = 0  # grows with every delivered batch: waits measure stalls by it
         self._sleep = sleep
-        self._queue: deque[tuple[Any, ...]] = deque()
+        self._queue: deque[QueueItem] = deque()
         # The hot path binds this directly: appending to a deque is atomic under the GIL.
-        self.put: Callable[[tuple[Any, ...]], None] = self._queue.append
+        self.put: Callable[[QueueItem], None] = self._queue.append
         self._routes: dict[str, _RunRoute] = {}
         self._routes_lock = threading.Lock()
         self._cycle_lock = threading.Lock()
@@ -327,9 +340,8 @@ class BackgroundWriter:
                         item = queue.popleft()
                     except IndexError:
                         break
-                    kind = item[0]
-                    if kind == FLUSH:
-                        request: FlushRequest = item[1]
+                    if item[0] == FLUSH:
+                        request = item[1]
                         flushes.append(request)
                         for rid, bound in request.bounds.items():
                             bounds[rid] = max(bound, bounds.get(rid, 0))
@@ -337,9 +349,9 @@ class BackgroundWriter:
                     route = routes.get(item[1])
                     if route is None:
                         logger.error("mltrack writer: data for unknown run %s dropped", item[1])
-                    elif kind == METRIC:
+                    elif item[0] == METRIC:
                         route.backlog.append(Item(Metric(item[2], item[3], item[4], item[5])))
-                    elif kind == PARAM:
+                    elif item[0] == PARAM:
                         route.backlog.append(Item(Param(item[2], item[3])))
                     else:
                         route.backlog.append(Item(Tag(item[2], item[3])))

@@ -60,7 +60,7 @@ from mltrack.delivery import Item, Quarantine, Refused
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Metric, Param, Tag
 from mltrack.spool import ACK_FILE, WRITER_LOCK, RunSpool, SpoolReader, quarantine_root, spool_owner_alive
-from mltrack.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter
+from mltrack.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter, QueueItem
 
 logger = logging.getLogger("mltrack.writer_process")
 
@@ -170,7 +170,7 @@ class WriterProcessClient:
             _address_settings = key
 
     # hot-path compatibility: params, tags and metrics are all in the spool already
-    def put(self, item: tuple[Any, ...]) -> None:
+    def put(self, item: QueueItem) -> None:
         if self._thread is not None and item[1] in self._thread_runs:
             self._thread.put(item)
 
