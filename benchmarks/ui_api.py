@@ -25,8 +25,9 @@ What is measured (median of ``--repeat`` timings after one warm-up call each, wa
 * **compare of many runs** (``--compare-runs``, default 100, each with a ``--compare-steps``
   metric, default 100,000, written straight into MLflow's tables): one
   ``GET /api/metrics/history`` of every run's ``loss`` at the compare page's point budget (400 per
-  series for 100 runs) against ``MlflowClient.get_metric_history`` of each. Target: <= 1 s, and
-  every series keeps its first, last, lowest and highest point. ``--compare-runs 0`` skips it.
+  series for 100 runs) against ``MlflowClient.get_metric_history`` of each. Target: the first
+  call (a cold cache) <= 1 s, and every series keeps its first, last, lowest and highest point.
+  ``--compare-runs 0`` skips it.
 
 The UI app runs in this process on a uvicorn thread bound to 127.0.0.1 (a real HTTP round trip).
 The script prints PASS/MISS per target and always exits 0: it is a report.
@@ -358,12 +359,13 @@ def main() -> None:
         if compare is not None:
             mlflow_compare_s, ui_compare_s, budget, ui_first_s = compare
             label = f"compare {len(compare_ids)} runs x {args.compare_steps} steps (<={budget}/run)"
+            # The goal is the first open: a reopen is served from the cut-series cache.
             print(
-                f"{label:<44} {mlflow_compare_s:>8.3f}s {ui_compare_s:>10.3f}s "
-                f"{ui_compare_s / mlflow_compare_s:>7.3f}  <= {TARGET_COMPARE_S}s  "
-                f"{verdict(ui_compare_s <= TARGET_COMPARE_S)}"
+                f"{label:<44} {mlflow_compare_s:>8.3f}s {ui_first_s:>10.3f}s "
+                f"{ui_first_s / mlflow_compare_s:>7.3f}  <= {TARGET_COMPARE_S}s  "
+                f"{verdict(ui_first_s <= TARGET_COMPARE_S)}"
             )
-            print(f"{'  the same, first call':<44} {'':>9} {ui_first_s:>10.3f}s")
+            print(f"{'  the same, again (cached)':<44} {'':>9} {ui_compare_s:>10.3f}s")
         if view_s is not None:
             print(
                 f"{'first page view (DOMContentLoaded -> table)':<44} {'':>9} {view_s:>10.3f}s {'':>7}  "
