@@ -209,6 +209,7 @@ def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
 COLUMN_KEYS_REFRESH_S = 30.0
 # A busy experiment changes shape with every new run: read it whole at most this often.
 COLUMN_KEYS_MIN_REFRESH_S = 5.0
+LIVE_IDS = 500
 
 ColumnKeysKey = tuple[str, tuple[int, ...], bool]
 
@@ -326,7 +327,12 @@ def _recent_keys(
     if since is not None:
         started_since: Any = SqlRun.start_time >= since
         live = sa.or_(live, started_since)
-    return _keys_of(session, sa.select(SqlRun.run_uuid).where(*_scope(experiment_ids, include_deleted), live))
+    runs: Any = sa.select(SqlRun.run_uuid).where(*_scope(experiment_ids, include_deleted), live)
+    # Usually none or a few: their ids once, rather than the runs table scanned per key kind.
+    ids = [row[0] for row in session.execute(runs.limit(LIVE_IDS + 1))]
+    if not ids:
+        return {kind: set() for kind in COLUMN_KINDS}
+    return _keys_of(session, ids if len(ids) <= LIVE_IDS else runs)
 
 
 def _sorted_keys(keys: dict[str, set[str]]) -> dict[str, list[str]]:
