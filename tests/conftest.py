@@ -81,22 +81,10 @@ for _name in ("MLTRACK_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLTRACK_LOAD_PLUGI
 
 
 def reset_mltrack() -> None:
-    """Forget cached settings, stores, plugins and leftover runs.
+    """Forget cached settings, stores, plugins and leftover runs (``mltrack.testing.reset_state``)."""
+    from mltrack.testing import reset_state
 
-    Leftover runs are dropped, not ended: their store may be a server a test stopped.
-    """
-    from mltrack import config, experiments, logging_api, plugins, runs, store
-
-    for run in list(runs._process_runs):
-        if runs._writer is not None:
-            runs._writer.forget_run(run.run_id)
-    runs._process_runs.clear()
-    runs._stack.set(())
-    config.reset_settings()
-    experiments.reset_default_experiment()
-    logging_api.reset_cached_settings()
-    plugins.reset_plugin_manager()
-    store._stores.clear()
+    reset_state()
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mltrack import process_state
 from mltrack.config_files import (
     ENV_PREFIX,
     config_file,
@@ -325,3 +326,11 @@ def plugin_settings(plugin: str) -> Any:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise config_error_from(exc, prefix=("plugins", plugin), plugin=plugin, overrides=_overrides) from None
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+process_state.register("settings", reset=reset_settings, after_fork=_renew_lock)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from mltrack import process_state
 from mltrack.errors import ExperimentNotFoundError, MLTrackError, StoreError
 from mltrack.store import MlflowStore, get_store
 
@@ -173,3 +174,11 @@ def reset_default_experiment() -> None:
     global _default_name
     with _lock:
         _default_name = None
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+process_state.register("default experiment", reset=reset_default_experiment, after_fork=_renew_lock)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pluggy
 
-from mltrack import hookspecs
+from mltrack import hookspecs, process_state
 from mltrack.errors import PluginCollisionError, PluginError
 
 logger = logging.getLogger("mltrack.plugins")
@@ -589,3 +589,13 @@ def reset_plugin_manager() -> None:
     global _manager
     with _manager_lock:
         _manager = None
+
+
+def _renew_locks() -> None:
+    global _manager_lock
+    _manager_lock = threading.Lock()
+    if _manager is not None:
+        _manager._lock = threading.RLock()
+
+
+process_state.register("plugin manager", reset=reset_plugin_manager, after_fork=_renew_locks)

@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from mltrack import process_state
 from mltrack.errors import (
     ConfigError,
     InvalidInputError,
@@ -883,10 +884,7 @@ def _after_fork_in_child() -> None:
     _attached.clear()  # re-attached on next use, with a spool of this process's own
     _writer_lock = threading.Lock()
     _process_lock = threading.RLock()
-    _reset_module_locks()
-    from mltrack.store import after_fork_in_child
-
-    after_fork_in_child()
+    # the settings', plugins' and stores' locks were renewed before this (process_state's first stage)
     if not _process_runs:
         return
     try:
@@ -898,22 +896,6 @@ def _after_fork_in_child() -> None:
         print(f"mltrack: tracking in forked process {os.getpid()} is unavailable: {exc}", file=sys.stderr)
         for run in _process_runs:
             run.spool = None
-
-
-def _reset_module_locks() -> None:
-    """Fresh locks for the child: a lock another thread of the parent (the writer) held at
-    the moment of the fork stays held forever in the child, whose copy of that thread is
-    gone, and the child's first use of it would hang (seen as a worker's exit flush timing
-    out under load). Only one thread runs in the child here, so replacing them is safe."""
-    from mltrack import config, experiments, plugins, store
-
-    config._lock = threading.Lock()
-    experiments._lock = threading.Lock()
-    plugins._manager_lock = threading.Lock()
-    store._stores_lock = threading.Lock()
-    manager = plugins._manager
-    if manager is not None:
-        manager._lock = threading.RLock()
 
 
 class _ForkToken:
@@ -940,5 +922,20 @@ def _before_fork() -> None:
     _multiprocessing_hooked = True
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+def _forget_runs() -> None:
+    """Drop this process's runs without ending them (tests: their store may be a server a test
+    stopped); the writer forgets them too. The writer itself stays (a writer process is
+    shared by the whole process tree)."""
+    with _process_lock:
+        for run in list(_process_runs):
+            if _writer is not None:
+                _writer.forget_run(run.run_id)
+        _process_runs.clear()
+        _attached.clear()
+    _stack.set(())
+
+
+# late: the child's writer is built from the settings, plugins and stores renewed before it
+process_state.register(
+    "runs and writer", reset=_forget_runs, after_fork=_after_fork_in_child, early=False, before_fork=_before_fork
+)

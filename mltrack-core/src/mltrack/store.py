@@ -8,6 +8,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from mltrack import process_state
 from mltrack.records import Batch, Metric
 from mltrack.sinks import Sink
 
@@ -327,10 +328,20 @@ def get_store(tracking_uri: str | None = None, registry_uri: str | None = None) 
         return _stores[key]
 
 
-def after_fork_in_child() -> None:
+def _forget_stores() -> None:
+    with _stores_lock:
+        _stores.clear()
+
+
+def _after_fork_in_child() -> None:
     """Stop a forked child from using the parent's pooled database connections."""
+    global _stores_lock
+    _stores_lock = threading.Lock()
     for store in list(_stores.values()):
         sql = store.__dict__.get("_sql")
         if sql is not None:
             sql.engine.dispose(close=False)
         store._lock = threading.Lock()
+
+
+process_state.register("stores", reset=_forget_stores, after_fork=_after_fork_in_child)
