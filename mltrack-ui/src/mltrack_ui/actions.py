@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mltrack import InvalidInputError, InvalidKeyError, MLTrackError
 from mltrack.extend import MlflowStore, check_key
+from mltrack_ui.runs_table import COLUMN_KEYS
 
 # MLflow's limits (mlflow.utils.validation), checked here so a refusal names the field.
 MAX_RUN_NAME_LENGTH = 250
@@ -229,7 +230,10 @@ def router(store: MlflowStore, allowed_origins: Collection[str] = ()) -> APIRout
 
     @api.patch("/runs/{run_id}")
     def patch_run(run_id: str, changes: RunChanges) -> dict[str, Any]:
-        return update_run(store, run_id, changes)
+        updated = update_run(store, run_id, changes)
+        # a tag set here on a finished run would otherwise show as a column only at the next full read
+        COLUMN_KEYS.clear()
+        return updated
 
     @api.post("/runs/{run_id}/delete")
     def delete_run(run_id: str) -> dict[str, Any]:

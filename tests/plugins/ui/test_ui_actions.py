@@ -76,6 +76,20 @@ def test_a_run_is_renamed_described_and_retagged_in_one_request(
     assert "team" not in client.get_run(run_id).data.tags
 
 
+def test_a_tag_set_from_the_ui_on_a_finished_run_is_a_column_at_once(
+    ui: UI, store: SmallStore, client: MlflowClient
+) -> None:
+    run_id = new_run(store, client, "finished")
+    client.set_terminated(run_id)
+    client.set_terminated(new_run(store, client, "newer"))  # so the edited run is not the newest one
+    status, page = ui.get(f"/api/runs?experiment_ids={store.experiment_id}")
+    assert status == 200 and "reviewed-by" not in page["columns"]["tags"]  # the column keys are now cached
+    status, body = send(ui, "PATCH", f"/api/runs/{run_id}", {"set_tags": {"reviewed-by": "ana"}})
+    assert status == 200, body
+    status, page = ui.get(f"/api/runs?experiment_ids={store.experiment_id}")
+    assert "reviewed-by" in page["columns"]["tags"]
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
