@@ -47,7 +47,7 @@ export default function Dashboard() {
             ))}
           </div>
           <div className="dash-grid">
-            <Section title="Recent runs">
+            <Section title="Recent runs" wide>
               <div className="table-wrap">
               <table className="grid" data-testid="recent-runs">
                 <thead>

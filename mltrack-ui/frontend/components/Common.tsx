@@ -22,9 +22,9 @@ export function Loading({ when }: { when: boolean }) {
   return when ? <p className="muted">Loading…</p> : null;
 }
 
-export function Section({ title, children }: { title: string; children: ReactNode }) {
+export function Section({ title, children, wide = false }: { title: string; children: ReactNode; wide?: boolean }) {
   return (
-    <section className="card">
+    <section className={wide ? "card wide" : "card"}>
       <h2>{title}</h2>
       {children}
     </section>
