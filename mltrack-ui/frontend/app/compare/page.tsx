@@ -68,7 +68,8 @@ function CompareView() {
       <Loading when={loading} />
       {data && (
         <>
-          <div className={runs.length > 4 ? undefined : "two"}>
+          {/* side by side only while both tables fit half the page */}
+          <div className={runs.length > 2 ? undefined : "two"}>
             <Section title="Metrics (latest)">
               <div className="table-wrap">
                 <table className="grid" data-testid="metrics-diff">
