@@ -121,14 +121,22 @@ export function TraceWaterfall({ traceId }: { traceId: string }) {
 /** The traces of a run (`runId`) or of experiments (`experimentIds`), and the one picked. */
 export function TraceList({ runId, experimentIds, emptyText }: { runId?: string; experimentIds?: string; emptyText?: string }) {
   const { data, error, loading } = useApi<TraceList>("/api/traces", { run_id: runId, experiment_ids: experimentIds });
-  const [picked, setPicked] = useState<string | null>(null);
-  const traces = data?.traces ?? [];
-  const current = picked ?? traces[0]?.trace_id ?? null;
   return (
     <>
       <ErrorNote error={error} />
       {loading && <p className="muted">Loading traces…</p>}
-      {data && traces.length === 0 && <p className="muted">{emptyText ?? "No traces."}</p>}
+      {data && <TraceTable traces={data.traces} emptyText={emptyText} />}
+    </>
+  );
+}
+
+/** A list of traces and the waterfall of the one picked (the first by default). */
+function TraceTable({ traces, emptyText }: { traces: TraceList["traces"]; emptyText?: string }) {
+  const [picked, setPicked] = useState<string | null>(null);
+  const current = picked ?? traces[0]?.trace_id ?? null;
+  return (
+    <>
+      {traces.length === 0 && <p className="muted">{emptyText ?? "No traces."}</p>}
       {traces.length > 0 && (
         <div className="trace-layout">
           <div className="table-wrap">
@@ -166,12 +174,15 @@ export function TraceList({ runId, experimentIds, emptyText }: { runId?: string;
   );
 }
 
-/** The run page's traces section. */
+/** The run page's traces section; none at all for a run without traces (most runs make no LLM calls). */
 export function RunTraces({ runId }: { runId: string }) {
+  const { data, error } = useApi<TraceList>("/api/traces", { run_id: runId });
+  if (!error && (!data || data.traces.length === 0)) return null;
   return (
     <section className="card" data-testid="run-traces">
       <h2>LLM traces</h2>
-      <TraceList runId={runId} emptyText="This run recorded no traces (LangChain calls made with mltrack.autolog('langchain') appear here)." />
+      <ErrorNote error={error} />
+      {data && <TraceTable traces={data.traces} />}
     </section>
   );
 }
