@@ -15,9 +15,11 @@ from mltrack.records import Batch
 class Sink(ABC):
     """Receives every batch of params, metrics and tags the writer sends.
 
-    ``log_batch``, ``flush`` and ``close`` are called from the background writer
-    thread, one at a time; ``start_run`` and ``end_run`` from the thread that starts or
-    ends the run. Data replayed from a spool after a crash goes to the store only.
+    Sinks run in the writer: by default the writer process of the job's process tree,
+    which calls every method, one at a time; with ``writer = "thread"`` a thread of each
+    logging process calls ``log_batch``, ``flush`` and ``close``, and ``start_run`` and
+    ``end_run`` come from the thread that starts or ends the run. Data replayed from a spool
+    after a crash goes to the store only.
     """
 
     #: unique name, shown by ``mltrack plugins`` and in degraded-sink warnings
