@@ -85,7 +85,7 @@ function CompareView() {
                         <th>{key}</th>
                         {runs.map((r) => (
                           <td key={r.run_id} className="num">
-                            <Num value={r.metrics[key]} />
+                            {r.metrics[key] === undefined ? <span className="muted" title="not logged by this run">—</span> : <Num value={r.metrics[key]} />}
                           </td>
                         ))}
                       </tr>
