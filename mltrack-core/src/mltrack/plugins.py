@@ -193,7 +193,6 @@ class PluginManager:
         self._lock = threading.RLock()
         self._registries: dict[str, dict[str, Contribution]] = {}
         self._collisions: dict[str, dict[str, list[str]]] = {}
-        self._validators: dict[str, Validator] = {}
         self._warned: set[tuple[str, str]] = set()
         self._modules: dict[str, Any] = {}
         # strict mode: the first plugin failure, raised again by every later use of the manager
@@ -387,14 +386,6 @@ class PluginManager:
         """Declare more hooks (a plugin that offers its own extension points)."""
         self._pm.add_hookspecs(module_or_class)
 
-    def set_validator(self, kind: str, validator: Validator) -> None:
-        """Use ``validator`` to check and name objects registered as ``kind``."""
-        with self._lock:
-            if self._validators.get(kind) is validator:
-                return  # already collected with it: registration hooks run once
-            self._validators[kind] = validator
-            self._registries.pop(kind, None)
-
     def registry(self, kind: str) -> dict[str, Contribution]:
         """Everything registered as ``kind``, by name (collected on first use)."""
         with self._lock:
@@ -416,7 +407,7 @@ class PluginManager:
 
     def _collect(self, kind: str) -> dict[str, Contribution]:
         hook_name = REGISTRATION_HOOKS[kind]
-        validate = self._validators.get(kind) or _kind_validator(kind)
+        validate = _kind_validator(kind)
         found: dict[str, Contribution] = {}
         collisions: dict[str, list[str]] = {}
         for impl in self._impls(hook_name):
