@@ -7,7 +7,10 @@ call returns, :func:`export_trace` replays them through MLflow's client tracing 
 
 MLflow's tracer writes to MLflow's own tracking URI, which is process-wide. When the run's
 store is elsewhere (MLTrack reads ``MLTRACK_TRACKING_URI`` first) the tracer is pointed at the
-run's store before the trace is written: a trace belongs next to its run.
+run's store while the trace is written (and flushed, since MLflow's background trace writer is
+bound to the URI it was made for), then MLflow's URI and ``MLFLOW_TRACKING_URI`` are put back as
+the user had them: a trace belongs next to its run, and the user's own ``mlflow`` calls must not
+start writing somewhere else because a chain ran.
 
 Tracing is never allowed to fail an invocation or a training run: a trace that cannot be
 written is dropped with one warning per process (later failures go to the debug log).
@@ -16,8 +19,10 @@ written is dropped with one warning per process (later failures go to the debug 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,11 +105,28 @@ def _warn_once(run_id: str | None, exc: Exception) -> None:
         logger.debug(message, where, type(exc).__name__, exc)
 
 
-def _point_tracer_at(tracking_uri: str) -> None:
+@contextmanager
+def _tracer_pointed_at(tracking_uri: str) -> Iterator[None]:
     import mlflow
 
-    if mlflow.get_tracking_uri() != tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)  # also rebuilds MLflow's tracer for the new URI
+    if mlflow.get_tracking_uri() == tracking_uri:
+        yield  # MLflow already writes next to the run: its asynchronous trace writer may stay so
+        return
+    users_env = os.environ.get("MLFLOW_TRACKING_URI")
+    users_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    if users_uri == users_env:
+        users_uri = None  # it came from the environment, which is put back below
+    mlflow.set_tracking_uri(tracking_uri)  # also rebuilds MLflow's tracer for the new URI
+    try:
+        yield
+        # The tracer made for the run's store is dropped below: its queued writes must land first.
+        mlflow.flush_trace_async_logging()
+    finally:
+        mlflow.set_tracking_uri(users_uri)  # type: ignore[arg-type]  # None = unset, as it was
+        if users_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = users_env
 
 
 def _experiment_id(client: Any, run_id: str) -> str:
@@ -136,8 +158,7 @@ def _export(run_id: str, tracking_uri: str, spans: Sequence[FinishedSpan]) -> st
     import mlflow
 
     root, children = spans[0], spans[1:]
-    with _lock:  # one URI switch at a time; traces of runs in two stores take turns
-        _point_tracer_at(tracking_uri)
+    with _lock, _tracer_pointed_at(tracking_uri):  # one URI switch at a time
         client = mlflow.MlflowClient(tracking_uri)
         experiment_id = _experiment_id(client, run_id)
         live_root = client.start_trace(

@@ -4,6 +4,7 @@ langchain_core are the one seam), on sqlite and through a real ``mlflow server``
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,3 +96,27 @@ def test_a_trace_that_cannot_be_written_warns_once_and_the_run_goes_on(
     assert "trace store is down" in warnings[0].getMessage()
     assert mltrack.get_run(run.run_id).info.status == "FINISHED"
     assert mltrack.get_run(run.run_id).data.metrics["langchain.calls"] == 4
+
+
+@pytest.mark.parametrize("how", ["unset", "set_tracking_uri", "environment"])
+def test_writing_a_trace_leaves_the_users_mlflow_tracking_uri_as_it_was(
+    sqlite_uri: str, autolog: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    users_uri = f"sqlite:///{tmp_path / 'users-own.db'}"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # so MLflow's default store is not the run's either
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if how == "set_tracking_uri":
+        mlflow.set_tracking_uri(users_uri)
+    elif how == "environment":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", users_uri)
+    with mltrack.start_run() as run:
+        assert chat_chain("Owls hoot.").invoke({"topic": "owls"}) == "Owls hoot."
+        # the user's own MLflow calls, mid-run, still go where the user pointed them
+        assert mlflow.is_tracking_uri_set() is (how != "unset")
+        if how != "unset":
+            assert mlflow.get_tracking_uri() == users_uri
+    assert os.environ.get("MLFLOW_TRACKING_URI") == (None if how == "unset" else users_uri)
+    (trace,) = run_traces(sqlite_uri, run.run_id)  # and the trace is next to its run, complete
+    assert trace.info.state.value == "OK"
+    assert len(trace.data.spans) == 4
