@@ -113,7 +113,7 @@ def _tracer_pointed_at(tracking_uri: str) -> Iterator[None]:
         yield  # MLflow already writes next to the run: its asynchronous trace writer may stay so
         return
     users_env = os.environ.get("MLFLOW_TRACKING_URI")
-    users_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    users_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None  # type: ignore[no-untyped-call]
     if users_uri == users_env:
         users_uri = None  # it came from the environment, which is put back below
     mlflow.set_tracking_uri(tracking_uri)  # also rebuilds MLflow's tracer for the new URI
