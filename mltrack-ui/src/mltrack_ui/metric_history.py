@@ -10,13 +10,22 @@ A cut series is kept in memory (``SeriesCache``) under its run, key, budget and 
 with the run's row of MLflow's ``latest_metrics`` for that key as its fingerprint: a series
 that got a new last point is read again, a finished run's series is read once. Opening the
 same compare again then costs one ``latest_metrics`` query instead of every row.
+
+A first open of a series far longer than its budget (a compare of 100 runs x 100,000 steps)
+does not read every row: it is *sampled* by index seeks, the first point at or after each of
+the budget's equal step ranges (about budget x series seeks instead of every row), and marked
+``"sampled": true``, as it may miss a spike. A background thread then cuts the series exactly
+(min/max per range) into the cache, so the next open shows every spike. A step window (a zoom)
+and a series that fits the budget always get the exact cut.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +46,12 @@ READERS = 4
 CACHE_POINTS = 2_000_000
 
 METRICS_INDEX = "index_metrics_run_uuid_key_step"
+# A series sampled on its first open: more rows (guessed from its last step) than both of these.
+# Below them the exact cut costs under ~1 ms a 1,000 rows, cheap enough to do at once.
+SAMPLE_ROWS = 10_000
+SAMPLE_FACTOR = 8
+
+logger = logging.getLogger(__name__)
 
 CacheKey = tuple[str, str, str, int, int | None, int | None]
 
@@ -138,6 +153,12 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
     def one(pair: tuple[str, str]) -> None:
         run_id, key = pair
         if backend is not None and backend.engine.dialect.name in SQL_BUCKETS:
+            if _long(fingerprints.get(pair), query):
+                sampled = _sampled_in_sql(backend, run_id, key, query)
+                if sampled is not None:
+                    keep(pair, sampled)
+                    REFINER.submit(backend, cache_key(pair), fingerprints[pair], query)
+                    return
             series = _downsampled_in_sql(backend, run_id, key, query)
             if series is not None:
                 keep(pair, series)
@@ -250,6 +271,122 @@ def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery
         "nonfinite": int(rows) - total,
         "downsampled": len(points) < total,
     }
+
+
+def _long(fingerprint: tuple[Any, ...] | None, query: HistoryQuery) -> bool:
+    """Whether a whole series (no step window) likely has so many rows that it is sampled first."""
+    if fingerprint is None or query.step_min is not None or query.step_max is not None:
+        return False
+    return int(fingerprint[0]) + 1 > max(SAMPLE_ROWS, SAMPLE_FACTOR * query.max_points)
+
+
+_SQLITE_SEEKS = (
+    "WITH RECURSIVE ranges(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM ranges WHERE i + 1 < :buckets) "
+    "SELECT (SELECT rowid FROM metrics INDEXED BY {index} WHERE run_uuid = :run AND key = :key "
+    "AND step >= :lo + i * :width AND step < :hi AND {finite} ORDER BY step LIMIT 1) FROM ranges"
+)
+_POSTGRES_SEEKS = (
+    "SELECT p.step, p.value, p.timestamp FROM generate_series(1, :buckets - 1) AS ranges(i) "
+    "CROSS JOIN LATERAL (SELECT step, value, timestamp FROM metrics WHERE run_uuid = :run AND key = :key "
+    "AND step >= :lo + ranges.i * :width AND step < :hi AND {finite} ORDER BY step LIMIT 1) AS p"
+)
+
+
+def _sampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> dict[str, Any] | None:
+    """The whole series sampled by index seeks: its first and last finite points, and the first
+    finite point at or after the start of each of ``max_points - 2`` equal step ranges between
+    them. None where the series has no finite point. ``total`` is the step span (no row is
+    counted: that would read them all), ``nonfinite`` 0; the exact cut replaces both."""
+    import sqlalchemy as sa
+
+    dialect = backend.engine.dialect.name
+    finite = _FINITE.format(false="0" if dialect == "sqlite" else "false")
+    hint = f" INDEXED BY {METRICS_INDEX}" if dialect == "sqlite" else ""
+    bounds: dict[str, Any] = {"run": run_id, "key": key}
+    edge = (
+        f"SELECT step, value, timestamp FROM metrics{hint} WHERE run_uuid = :run AND key = :key AND {finite} "
+        "ORDER BY step {order} LIMIT 1"
+    )
+    with backend.engine.connect() as connection:
+        first = connection.execute(sa.text(edge.format(order="ASC")), bounds).one_or_none()
+        last = connection.execute(sa.text(edge.format(order="DESC")), bounds).one_or_none()
+        if first is None or last is None:
+            return None
+        lo, hi = int(first[0]), int(last[0])
+        buckets = max(2, query.max_points - 2)
+        width = max(1, -(-(hi - lo + 1) // buckets))
+        args = {**bounds, "lo": lo, "hi": hi, "width": width, "buckets": -(-(hi - lo + 1) // width)}
+        kept: list[tuple[Any, ...]] = [tuple(first), tuple(last)]
+        if dialect == "sqlite":
+            found = connection.execute(
+                sa.text(_SQLITE_SEEKS.format(index=METRICS_INDEX, finite=finite)), args
+            ).scalars()
+            rowids = sorted({int(r) for r in found if r is not None})
+            for start in range(0, len(rowids), 500):
+                chunk = ", ".join(str(r) for r in rowids[start : start + 500])
+                kept += connection.execute(
+                    sa.text(f"SELECT step, value, timestamp FROM metrics WHERE rowid IN ({chunk})")
+                )
+        else:
+            connection.execute(sa.text("SET LOCAL jit = off"))
+            kept += connection.execute(sa.text(_POSTGRES_SEEKS.format(finite=finite)), args)
+    # one point per step: a step logged twice keeps its first row found
+    points = sorted({int(step): (float(value), int(stamp)) for step, value, stamp in reversed(kept)}.items())
+    return {
+        "run_id": run_id,
+        "key": key,
+        "steps": [step for step, _ in points],
+        "values": [value for _, (value, _) in points],
+        "timestamps": [stamp for _, (_, stamp) in points],
+        "total": hi - lo + 1,
+        "nonfinite": 0,
+        "downsampled": True,
+        "sampled": True,
+    }
+
+
+class Refiner:
+    """Cuts sampled series exactly on one background thread and puts them in the cache.
+
+    One thread: the refinement is the full read the sampling saved, and must not crowd out the
+    requests on a small machine. A series already queued (the same cache key) is not queued twice.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mltrack-ui-refine")
+        self._queued: set[CacheKey] = set()
+        self._lock = threading.Lock()
+        self._futures: list[Future[None]] = []
+
+    def submit(self, backend: Any, key: CacheKey, fingerprint: Any, query: HistoryQuery) -> None:
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(self._pool.submit(self._refine, backend, key, fingerprint, query))
+
+    def _refine(self, backend: Any, key: CacheKey, fingerprint: Any, query: HistoryQuery) -> None:
+        try:
+            run_id, metric = key[1], key[2]
+            series = _downsampled_in_sql(backend, run_id, metric, query)
+            if series is None:
+                series = _series(run_id, metric, _rows_from_sql(backend, run_id, metric, query), query.max_points)
+            CACHE.put(key, fingerprint, series)
+        except Exception:  # a store gone or busy: the sampled series stays until the next open
+            logger.debug("refining %s failed", key, exc_info=True)
+        finally:
+            with self._lock:
+                self._queued.discard(key)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until every queued refinement is done (for tests and benchmarks)."""
+        with self._lock:
+            pending = list(self._futures)
+        futures_wait(pending, timeout=timeout)
+
+
+REFINER = Refiner()
 
 
 def _short(fingerprint: tuple[Any, ...] | None, query: HistoryQuery) -> bool:
