@@ -146,12 +146,16 @@ class MlflowServer:
         artifacts_destination: str | None = None,
         env: Mapping[str, str] | None = None,
         app_name: str | None = None,
+        jobs: bool = False,
     ) -> None:
         """``artifacts_destination`` (e.g. ``s3://bucket/mlartifacts``) replaces ``artifacts_dir``
         as what the server's proxy writes to; ``env`` is added to the server's environment (an
         object store's endpoint and keys: the server, not the client, talks to the bucket);
         ``app_name`` is ``mlflow server --app-name`` (``basic-auth``, whose configuration file
-        ``MLFLOW_AUTH_CONFIG_PATH`` and ``MLFLOW_FLASK_SERVER_SECRET_KEY`` then go in ``env``)."""
+        ``MLFLOW_AUTH_CONFIG_PATH`` and ``MLFLOW_FLASK_SERVER_SECRET_KEY`` then go in ``env``).
+        ``jobs`` keeps MLflow's job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``: seven huey
+        consumer processes for MLflow's GenAI jobs), off by default: nothing of MLTrack uses it, and
+        it costs each start ~10 s of CPU and each stop a longer wait."""
         self.backend_uri = backend_uri
         self.artifacts_dir = Path(artifacts_dir)
         self.port = port or free_port()
@@ -159,6 +163,7 @@ class MlflowServer:
         self.artifacts_destination = artifacts_destination or str(self.artifacts_dir)
         self.extra_env = dict(env or {})
         self.app_name = app_name
+        self.jobs = jobs
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.artifacts_dir.parent / f"mlflow-server-{self.port}.log"
 
@@ -169,6 +174,7 @@ class MlflowServer:
     def start(self, timeout: float = 120.0) -> MlflowServer:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRACK_"))}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "true" if self.jobs else "false"
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
