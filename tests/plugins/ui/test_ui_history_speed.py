@@ -4,11 +4,16 @@ On sqlite and on PostgreSQL: a series far longer than its point budget comes bac
 marked ``sampled``, with its first and last points exact and only real points of the series;
 the background refinement then puts the exact min/max cut (every spike) in the cache; a zoom
 and a short series get the exact cut at once.
+
+Sampling starts where a request's long series hold more than ``SAMPLE_TOTAL_ROWS`` (a million)
+rows together; the test lowers that knob (monkeypatch) rather than write a million rows.
 """
 
 from __future__ import annotations
 
 from uuid import uuid4
+
+import pytest
 
 from .test_ui_speed_paths import fresh_caches, plain, store_uri  # noqa: F401 (fixtures)
 
@@ -49,12 +54,15 @@ def long_runs(uri: str) -> list[str]:
 def test_long_series_are_sampled_first_then_refined_zoom_and_short_series_exact(
     store_uri: str,  # noqa: F811
     fresh_caches: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlflow import MlflowClient
 
     from mltrack.extend import MlflowStore
+    from mltrack_ui import metric_history
     from mltrack_ui.metric_history import REFINER, HistoryQuery, metric_histories
 
+    monkeypatch.setattr(metric_history, "SAMPLE_TOTAL_ROWS", RUNS * STEPS - 1)
     run_ids = long_runs(store_uri)
     store = MlflowStore(store_uri)
     query = HistoryQuery(run_ids, ["loss"], max_points=BUDGET)
