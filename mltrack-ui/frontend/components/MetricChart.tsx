@@ -105,6 +105,7 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
   );
   const total = (data?.series ?? []).reduce((sum, s) => sum + s.total, 0);
   const shipped = (data?.series ?? []).reduce((sum, s) => sum + s.steps.length, 0);
+  const sampled = (data?.series ?? []).some((s) => s.sampled);
   // A value alone only on a run's own page; in a compare even one run's value is a labelled bar.
   const single = loaded.length === 1 && runIds.length === 1 ? loaded[0] : undefined;
 
@@ -133,8 +134,8 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
           </button>
         )}
         {!few && (
-          <span className="muted" data-testid="chart-points" title={`${shipped} of ${total} points drawn`}>
-            {shipped} of {total} points
+          <span className="muted" data-testid="chart-points" title={`${shipped} of ${total} points drawn${sampled ? " (sampled: spikes may be missing until the next load)" : ""}`}>
+            {shipped} of {total} points{sampled ? ", sampled" : ""}
           </span>
         )}
       </div>

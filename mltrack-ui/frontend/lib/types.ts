@@ -68,6 +68,8 @@ export interface Series {
   total: number;
   nonfinite: number;
   downsampled: boolean;
+  /** cut by index seeks on a first read (may miss a spike); the exact cut follows on the next read */
+  sampled?: boolean;
 }
 
 export interface ArtifactEntry {
