@@ -212,18 +212,19 @@ def test_several_processes_logging_to_one_run_lose_nothing(sqlite_uri: str) -> N
 
 
 @pytest.mark.slow
-def test_end_run_during_an_outage_keeps_the_rest_in_the_spool(tmp_path: Path, monkeypatch: Any) -> None:
-    from mltrack.testing.servers import MlflowServer
+@pytest.mark.server
+def test_end_run_during_an_outage_keeps_the_rest_in_the_spool(mlflow_server: str, monkeypatch: Any) -> None:
+    from mltrack.testing.servers import TcpProxy
 
-    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
-    monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
-    # 10 s: a writer process's cycle against a server going down can take seconds on a loaded machine
-    mltrack.configure(write_retries=1, retry_backoff_s=0.05, end_run_timeout_s=10)
-    try:
+    # the session's server behind a proxy that is cut: an outage without restarting a server
+    with TcpProxy(int(mlflow_server.rsplit(":", 1)[1])) as proxy:
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", proxy.url)
+        # 10 s: a writer process's cycle against a server going down can take seconds on a loaded machine
+        mltrack.configure(write_retries=1, retry_backoff_s=0.05, end_run_timeout_s=10)
         run = mltrack.start_run("outage-end")
         mltrack.log_metric("loss", 0.0, step=0)
         mltrack.flush()
-        server.stop()
+        proxy.cut()
         for step in range(1, 500):
             mltrack.log_metric("loss", 1.0 / step, step=step)
         started = time.monotonic()
@@ -232,52 +233,40 @@ def test_end_run_during_an_outage_keeps_the_rest_in_the_spool(tmp_path: Path, mo
         assert time.monotonic() - started < 30  # bounded by the timeout, no endless hang
         assert "mltrack sync" in str(info.value)
         mltrack.runs._writer.forget_run(run.run_id)  # type: ignore[union-attr]  # as if the process had exited
-        server.start()
+        proxy.restore()
         reports = sync()
         assert [r["run_id"] for r in reports] == [run.run_id]
         assert reports[0]["status_set"] == "FINISHED"
-        client = mlflow.MlflowClient(server.url)
-        assert sorted(m.step for m in client.get_metric_history(run.run_id, "loss")) == list(range(500))
-        assert client.get_run(run.run_id).info.status == "FINISHED"
-    finally:
-        server.stop()
+    client = mlflow.MlflowClient(mlflow_server)
+    assert sorted(m.step for m in client.get_metric_history(run.run_id, "loss")) == list(range(500))
+    assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_tracking_server_on_postgresql_down_for_30s_mid_run_loses_nothing(tmp_path: Path, monkeypatch: Any) -> None:
-    import tempfile
+def test_tracking_server_on_postgresql_down_for_30s_mid_run_loses_nothing(mlflow_server: str, monkeypatch: Any) -> None:
+    from mltrack.testing.servers import TcpProxy
 
-    from mltrack.testing.servers import MlflowServer, PostgresServer
-
-    base = Path(tempfile.mkdtemp(prefix="mltrack-pg-outage-"))
-    os.chmod(base, 0o755)
-    postgres = PostgresServer(base / "cluster").start()
-    server = MlflowServer(postgres.uri, tmp_path / "artifacts")
-    try:
-        server.start()
-        monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
+    # the session's server on PostgreSQL behind a proxy that is cut for 31 s
+    with TcpProxy(int(mlflow_server.rsplit(":", 1)[1])) as proxy:
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", proxy.url)
         with mltrack.start_run("long-outage") as run:
             step = 0
             for _ in range(500):
                 mltrack.log_metric("loss", 1.0, step=step)
                 step += 1
             mltrack.flush()
-            server.stop()
+            proxy.cut()
             down_until = time.monotonic() + 31
             while time.monotonic() < down_until:  # keep training while the server is down
                 for _ in range(100):
                     mltrack.log_metric("loss", 1.0 / (step + 1), step=step)
                     step += 1
                 time.sleep(0.1)
-            server.start()
-        steps = sorted(m.step for m in mlflow.MlflowClient(server.url).get_metric_history(run.run_id, "loss"))
-        assert steps == list(range(step))
-        assert mlflow.MlflowClient(server.url).get_run(run.run_id).info.status == "FINISHED"
-    finally:
-        server.stop()
-        postgres.stop()
-        shutil.rmtree(base, ignore_errors=True)
+            proxy.restore()
+    steps = sorted(m.step for m in mlflow.MlflowClient(mlflow_server).get_metric_history(run.run_id, "loss"))
+    assert steps == list(range(step))
+    assert mlflow.MlflowClient(mlflow_server).get_run(run.run_id).info.status == "FINISHED"
 
 
 def test_a_forked_worker_logs_into_the_parents_run_without_clobbering_it(sqlite_uri: str) -> None:

@@ -479,24 +479,23 @@ def test_waiting_for_the_store_counts_from_its_last_progress(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_sync_while_the_server_is_down_keeps_the_spool_for_later_and_quarantines_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mltrack.testing.servers import MlflowServer
+    from mltrack.testing.servers import TcpProxy
 
-    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
-    monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
-    try:
+    # the session's server behind a proxy that is cut: an outage without restarting a server
+    with TcpProxy(int(mlflow_server.rsplit(":", 1)[1])) as proxy:
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", proxy.url)
         run_id, _ = _killed_run("down-later")
-        server.stop()
+        proxy.cut()
         started = time.monotonic()
         code, reports = _sync()
         assert time.monotonic() - started < 60
         assert code == 1 and reports[0]["error"] and not reports[0]["quarantined"]
         assert not (_data_dir() / "quarantine").exists()
-        server.start()
+        proxy.restore()
         code, reports = _sync()
         assert code == 0 and reports[0]["metrics"] == 100
-        assert mlflow.MlflowClient(server.url).get_run(run_id).info.status == "KILLED"
-    finally:
-        server.stop()
+    assert mlflow.MlflowClient(mlflow_server).get_run(run_id).info.status == "KILLED"

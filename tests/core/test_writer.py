@@ -15,7 +15,7 @@ import mltrack
 from mltrack.errors import LoggingFailedError
 from mltrack.records import Batch, Metric, Param, Tag
 from mltrack.sinks import Sink
-from mltrack.testing.servers import MlflowServer
+from mltrack.testing.servers import TcpProxy
 from mltrack.writer import METRIC, PARAM, BackgroundWriter, split_batch
 
 
@@ -121,23 +121,22 @@ def test_plugin_sink_receives_the_same_batches(tmp_path: Path, sqlite_uri: str) 
 
 
 @pytest.mark.slow
-def test_store_outage_raises_at_flush_then_delivers_everything(tmp_path: Path, monkeypatch: Any) -> None:
-    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
-    monkeypatch.setenv("MLTRACK_TRACKING_URI", server.url)
-    mltrack.configure(write_retries=1, retry_backoff_s=0.05)
-    try:
+@pytest.mark.server
+def test_store_outage_raises_at_flush_then_delivers_everything(mlflow_server: str, monkeypatch: Any) -> None:
+    # the session's server behind a proxy that is cut: an outage without restarting a server
+    with TcpProxy(int(mlflow_server.rsplit(":", 1)[1])) as proxy:
+        monkeypatch.setenv("MLTRACK_TRACKING_URI", proxy.url)
+        mltrack.configure(write_retries=1, retry_backoff_s=0.05)
         run = mltrack.start_run("outage")
         mltrack.log_metric("loss", 1.0, step=0)
         mltrack.flush()
-        server.stop()
+        proxy.cut()
         for step in range(1, 101):
             mltrack.log_metric("loss", 1.0 / step, step=step)
         with pytest.raises(LoggingFailedError, match="could not be written"):
             mltrack.flush()
-        server.start()
+        proxy.restore()
         mltrack.flush()
         mltrack.end_run(run=run)
-        history = mlflow.MlflowClient(server.url).get_metric_history(run.run_id, "loss")
-        assert sorted(m.step for m in history) == list(range(101))
-    finally:
-        server.stop()
+    history = mlflow.MlflowClient(mlflow_server).get_metric_history(run.run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(101))

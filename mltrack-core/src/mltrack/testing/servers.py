@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for tests and benchmarks: PostgreSQL and ``mlflow server``.
+"""Real servers on 127.0.0.1 for tests and benchmarks: PostgreSQL and ``mlflow server``, and a
+TCP proxy that a test switches off to stage an outage of a server without restarting it.
 
 Each server runs in its own process group (``start_new_session``) and ``stop()`` kills
 the whole group: ``mlflow server`` leaves children behind if only its parent dies.
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -212,3 +214,105 @@ class MlflowServer:
         # answered is already committed, so a short grace is enough before SIGKILL.
         _stop_group(self.process, timeout=2.0)
         self.process = None
+
+
+class TcpProxy:
+    """A TCP forwarder from 127.0.0.1:``port`` to 127.0.0.1:``target_port`` that a test cuts to
+    stage an outage: ``cut()`` closes the listening socket and every open connection (clients
+    see "connection refused", as with a stopped server), ``restore()`` listens on the same port
+    again. A server shared by the whole session then stands in for one a test would stop and
+    restart (each ``mlflow server`` start costs seconds).
+
+    Usage::
+
+        with TcpProxy(server_port) as proxy:
+            client_url = proxy.url
+            proxy.cut()      # the server is "down"
+            proxy.restore()  # and back
+    """
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restore() rebinds the port at once
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="tcp-proxy-accept", daemon=True).start()
+        return self
+
+    restore = start
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            open_sockets, self._open = self._open, set()
+        for sock in open_sockets:
+            _close(sock)
+
+    stop = cut
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed by cut()
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            except OSError:
+                _close(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:  # cut while this one connected
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._open.update((client, upstream))
+            pending = [2]  # both directions of the pair; the sockets close when both are done
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target, pending), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, pending: list[int]) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+            target.shutdown(socket.SHUT_WR)  # pass the half-close on; the other way may still talk
+        except OSError:  # reset, or cut(): drop the pair
+            _close(source)
+            _close(target)
+        with self._lock:
+            pending[0] -= 1
+            if pending[0]:
+                return
+            self._open.discard(source)
+            self._open.discard(target)
+        _close(source)
+        _close(target)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
