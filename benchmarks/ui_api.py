@@ -41,6 +41,8 @@ Run:  .venv/bin/python benchmarks/ui_api.py [--runs 2000] [--steps 100000] [--re
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import json
 import os
 import shutil
@@ -148,11 +150,23 @@ def bulk_runs(uri: str, experiment_id: str, runs: int, params: int, metrics: int
         connection.execute(sa.insert(SqlTag.__table__), tag_rows)
         connection.execute(sa.insert(SqlLatestMetric.__table__), latest)
         # DB-API executemany: SQLAlchemy's per-row work would dominate millions of points.
-        mark = "?" if backend.engine.dialect.name == "sqlite" else "%s"
-        connection.connection.cursor().executemany(
-            f"INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES ({', '.join([mark] * 6)})",
-            metric_rows() if mark == "?" else ((k, v, t, r, s, bool(n)) for k, v, t, r, s, n in metric_rows()),
-        )
+        cursor = connection.connection.cursor()
+        if backend.engine.dialect.name == "sqlite":
+            cursor.executemany(
+                "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
+                metric_rows(),
+            )
+        else:  # PostgreSQL: COPY, a million rows at a time (executemany is a round trip a row)
+            rows = metric_rows()
+            while True:
+                chunk = io.StringIO()
+                chunk.writelines(
+                    f"{k}\t{v!r}\t{t}\t{r}\t{s}\tf\n" for k, v, t, r, s, _ in itertools.islice(rows, 1_000_000)
+                )
+                if not chunk.tell():
+                    break
+                chunk.seek(0)
+                cursor.copy_from(chunk, "metrics", columns=("key", "value", "timestamp", "run_uuid", "step", "is_nan"))
     return ids
 
 
@@ -333,7 +347,7 @@ def main() -> None:
                 assert all(one["total"] == 10 and len(one["steps"]) == 10 for one in ws_answer["series"])
                 workspace = (mlflow_ws_s, ws_first_s, ws_warm_s)
 
-            compare: tuple[float, float, int, float, float, float] | None = None
+            compare: tuple[float, float, int, float, float, float, int] | None = None
             if compare_ids:
                 budget = max(200, min(1000, 40_000 // len(compare_ids)))  # the compare page's pointBudget
                 compare_url = (
@@ -349,8 +363,9 @@ def main() -> None:
                 mlflow_compare_s, points = once(mlflow_compare)
                 mlflow_compare_s *= len(compare_ids) / len(mlflow_ids)  # scaled up where it timed fewer runs
                 ui_first_s, first = once(lambda: get_json(compare_url))
+                sampled = sum(bool(one.get("sampled")) for one in first["series"])
                 for one in first["series"]:
-                    assert one.get("sampled") and len(one["steps"]) <= budget
+                    assert len(one["steps"]) <= budget
                     assert one["steps"][0] == 0 and one["steps"][-1] == args.compare_steps - 1
                 refine_s, _ = once(REFINER.wait)  # the exact cuts, in the background after the first call
                 exact_s = 0.0
@@ -372,7 +387,7 @@ def main() -> None:
                     assert one["total"] == args.compare_steps and len(one["steps"]) <= budget
                     assert one["steps"][0] == 0 and one["steps"][-1] == args.compare_steps - 1
                     assert max(one["values"]) > 5.0  # each run's spike survived
-                compare = (mlflow_compare_s, ui_compare_s, budget, ui_first_s, refine_s, exact_s)
+                compare = (mlflow_compare_s, ui_compare_s, budget, ui_first_s, refine_s, exact_s, sampled)
 
         page_ratio = ui_page_s / mlflow_search_s
         history_ratio = ui_history_s / mlflow_history_s
@@ -400,7 +415,7 @@ def main() -> None:
             )
             print(f"{'  the same, again (cached)':<44} {'':>9} {ws_warm_s:>10.3f}s")
         if compare is not None:
-            mlflow_compare_s, ui_compare_s, budget, ui_first_s, refine_s, exact_s = compare
+            mlflow_compare_s, ui_compare_s, budget, ui_first_s, refine_s, exact_s, sampled = compare
             label = f"compare {len(compare_ids)} runs x {args.compare_steps} steps (<={budget}/run)"
             # The goal is the first open: a reopen is served from the cut-series cache.
             print(
@@ -408,7 +423,7 @@ def main() -> None:
                 f"{ui_first_s / mlflow_compare_s:>7.3f}  <= {TARGET_COMPARE_S}s  "
                 f"{verdict(ui_first_s <= TARGET_COMPARE_S)}"
             )
-            print(f"{'  (sampled; exact cuts refined behind it in)':<44} {'':>9} {refine_s:>10.3f}s")
+            print(f"{f'  ({sampled} sampled; exact cuts refined in)':<44} {'':>9} {refine_s:>10.3f}s")
             print(f"{'  the same, again (cached, exact)':<44} {'':>9} {ui_compare_s:>10.3f}s")
             if exact_s:
                 print(f"{'  first open unsampled (every row, in-process)':<44} {'':>9} {exact_s:>10.3f}s")
