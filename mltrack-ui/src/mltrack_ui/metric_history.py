@@ -22,10 +22,10 @@ and a series that fits the budget always get the exact cut.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -357,41 +357,46 @@ class Refiner:
     """Cuts sampled series exactly on one background thread and puts them in the cache.
 
     One thread: the refinement is the full read the sampling saved, and must not crowd out the
-    requests on a small machine. A series already queued (the same cache key) is not queued twice.
+    requests on a small machine. A daemon thread, so a queue of refinements never holds up the
+    UI's exit. A series already queued (the same cache key) is not queued twice.
     """
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mltrack-ui-refine")
+        self._work: queue.Queue[tuple[Any, CacheKey, Any, HistoryQuery]] = queue.Queue()
         self._queued: set[CacheKey] = set()
         self._lock = threading.Lock()
-        self._futures: list[Future[None]] = []
+        self._thread: threading.Thread | None = None
 
     def submit(self, backend: Any, key: CacheKey, fingerprint: Any, query: HistoryQuery) -> None:
         with self._lock:
             if key in self._queued:
                 return
             self._queued.add(key)
-            self._futures = [f for f in self._futures if not f.done()]
-            self._futures.append(self._pool.submit(self._refine, backend, key, fingerprint, query))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mltrack-ui-refine", daemon=True)
+                self._thread.start()
+        self._work.put((backend, key, fingerprint, query))
 
-    def _refine(self, backend: Any, key: CacheKey, fingerprint: Any, query: HistoryQuery) -> None:
-        try:
-            run_id, metric = key[1], key[2]
-            series = _downsampled_in_sql(backend, run_id, metric, query)
-            if series is None:
-                series = _series(run_id, metric, _rows_from_sql(backend, run_id, metric, query), query.max_points)
-            CACHE.put(key, fingerprint, series)
-        except Exception:  # a store gone or busy: the sampled series stays until the next open
-            logger.debug("refining %s failed", key, exc_info=True)
-        finally:
-            with self._lock:
-                self._queued.discard(key)
+    def _run(self) -> None:
+        while True:
+            backend, key, fingerprint, query = self._work.get()
+            try:
+                run_id, metric = key[1], key[2]
+                series = _downsampled_in_sql(backend, run_id, metric, query)
+                if series is None:
+                    rows = _rows_from_sql(backend, run_id, metric, query)
+                    series = _series(run_id, metric, rows, query.max_points)
+                CACHE.put(key, fingerprint, series)
+            except Exception:  # a store gone or busy: the sampled series stays until the next open
+                logger.debug("refining %s failed", key, exc_info=True)
+            finally:
+                with self._lock:
+                    self._queued.discard(key)
+                self._work.task_done()
 
-    def wait(self, timeout: float | None = None) -> None:
+    def wait(self) -> None:
         """Until every queued refinement is done (for tests and benchmarks)."""
-        with self._lock:
-            pending = list(self._futures)
-        futures_wait(pending, timeout=timeout)
+        self._work.join()
 
 
 REFINER = Refiner()

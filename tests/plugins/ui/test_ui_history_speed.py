@@ -76,7 +76,7 @@ def test_long_series_are_sampled_first_then_refined_zoom_and_short_series_exact(
         for step, got, stamp in zip(series["steps"], series["values"], series["timestamps"], strict=True):
             assert got == value(i, step) and stamp == STAMP + step
 
-    REFINER.wait(timeout=60)
+    REFINER.wait()
     refined = metric_histories(store, query)
     for i, series in enumerate(refined):
         assert "sampled" not in series and len(series["steps"]) <= BUDGET and SPIKE in series["steps"]
