@@ -288,10 +288,14 @@ def _long(fingerprint: tuple[Any, ...] | None, query: HistoryQuery) -> int:
     return rows if rows > max(SAMPLE_ROWS, SAMPLE_FACTOR * query.max_points) else 0
 
 
+# sqlite: each range's first row is found in the index alone (it holds the rowid); the finite
+# test would read the table at every seek, so a range starting at a NaN or inf point is dropped
+# in Python instead (half the time of testing it in SQL: 8 against 19 ms for 400 seeks).
 _SQLITE_SEEKS = (
     "WITH RECURSIVE ranges(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM ranges WHERE i + 1 < :buckets) "
-    "SELECT (SELECT rowid FROM metrics INDEXED BY {index} WHERE run_uuid = :run AND key = :key "
-    "AND step >= :lo + i * :width AND step < :hi AND {finite} ORDER BY step LIMIT 1) FROM ranges"
+    "SELECT m.step, m.value, m.timestamp, m.is_nan FROM ranges JOIN metrics AS m ON m.rowid = "
+    "(SELECT rowid FROM metrics INDEXED BY {index} WHERE run_uuid = :run AND key = :key "
+    "AND step >= :lo + i * :width AND step < :hi ORDER BY step LIMIT 1)"
 )
 _POSTGRES_SEEKS = (
     "SELECT p.step, p.value, p.timestamp FROM generate_series(1, :buckets - 1) AS ranges(i) "
@@ -326,15 +330,11 @@ def _sampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) ->
         args = {**bounds, "lo": lo, "hi": hi, "width": width, "buckets": -(-(hi - lo + 1) // width)}
         kept: list[tuple[Any, ...]] = [tuple(first), tuple(last)]
         if dialect == "sqlite":
-            found = connection.execute(
-                sa.text(_SQLITE_SEEKS.format(index=METRICS_INDEX, finite=finite)), args
-            ).scalars()
-            rowids = sorted({int(r) for r in found if r is not None})
-            for start in range(0, len(rowids), 500):
-                chunk = ", ".join(str(r) for r in rowids[start : start + 500])
-                kept += connection.execute(
-                    sa.text(f"SELECT step, value, timestamp FROM metrics WHERE rowid IN ({chunk})")
-                )
+            for step, value, stamp, is_nan in connection.execute(
+                sa.text(_SQLITE_SEEKS.format(index=METRICS_INDEX)), args
+            ):
+                if not is_nan and -BIG < value < BIG:
+                    kept.append((step, value, stamp))
         else:
             connection.execute(sa.text("SET LOCAL jit = off"))
             kept += connection.execute(sa.text(_POSTGRES_SEEKS.format(finite=finite)), args)
