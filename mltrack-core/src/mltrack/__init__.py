@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     # configuration and plugins
     "configure": "mltrack.config",
     "get_settings": "mltrack.config",
-    "plugin_settings": "mltrack.config",
+    "plugin_settings": "mltrack.plugins",
     "hookimpl": "mltrack.hookspecs",
     "get_plugin_manager": "mltrack.plugins",
     "Sink": "mltrack.sinks",
@@ -201,7 +201,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.autologging import Autologger, autolog
-    from mltrack.config import configure, get_settings, plugin_settings
+    from mltrack.config import configure, get_settings
     from mltrack.decorator import track
     from mltrack.deployments import (
         Deployment,
@@ -263,7 +263,7 @@ if TYPE_CHECKING:
         register_model,
         set_alias,
     )
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins import get_plugin_manager, plugin_settings
     from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.queries import search_runs
     from mltrack.records import Batch, Metric, Param, Tag

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from mltrack._version import __version__
+from mltrack.cli_output import _console, _table, echo_json
 from mltrack.errors import MLTrackError
 from mltrack.install_hint import install_hint
 from mltrack.secrets import mask_secrets
@@ -35,40 +35,6 @@ CORE_COMMANDS = (
 
 def _debug() -> bool:
     return os.environ.get("MLTRACK_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
-
-
-def _table(*columns: str) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def echo_json(data: Any, *, indent: int | None = 2) -> None:
-    """Print ``data`` as strict JSON, the form of every ``--json`` output.
-
-    ``json.dumps`` writes NaN and infinity as bare ``NaN``/``Infinity``, which JSON parsers
-    (``jq``, ``JSON.parse``) reject; they are printed as ``null``, as the UI's API sends them.
-    """
-    click.echo(json.dumps(_finite(data), indent=indent, default=str, allow_nan=False))
 
 
 _echo_json = echo_json  # the name sync_command prints with

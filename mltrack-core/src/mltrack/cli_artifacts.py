@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from mltrack.cli_output import _console, _table, echo_json
 from mltrack.secrets import mask_secrets
 
 DEFAULT_PROGRESS_THRESHOLD = "50MB"
@@ -151,7 +152,6 @@ def artifacts_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
     """List the artifacts of RUN_ID (an id or unique prefix) inside folder PATH (default the root)."""
-    from mltrack.cli import _console, _table, echo_json
     from mltrack.experiments import store_errors
     from mltrack.run_ids import resolve_run_id
     from mltrack.runs import get_run
@@ -192,7 +192,6 @@ def artifacts_upload(
 
     A folder keeps its layout under --artifact-path, as mltrack.log_artifacts does.
     """
-    from mltrack.cli import echo_json
     from mltrack.experiments import store_errors
     from mltrack.logging_api import _check_artifact_path
     from mltrack.runs import get_run

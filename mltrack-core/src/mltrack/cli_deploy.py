@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from mltrack.cli_output import echo_json
 from mltrack.secrets import mask_secrets
 
 
@@ -86,17 +87,10 @@ def _version(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() else value
 
 
-def _echo_json(data: Any, *, indent: int | None = 2) -> None:
-    # mltrack.cli imports this module while it loads, so its printer is looked up at call time.
-    from mltrack.cli import echo_json
-
-    echo_json(data, indent=indent)
-
-
 def _show(deployment: Any, as_json: bool) -> None:
     # Records should hold no secrets; a password in a provider's env, URL or message stays hidden.
     if as_json:
-        _echo_json(mask_secrets(deployment.as_dict()))
+        echo_json(mask_secrets(deployment.as_dict()))
         return
     from rich.console import Console
     from rich.markup import escape
@@ -146,7 +140,7 @@ def deploy_command(
                 "url": plan.url,
                 "replaces": plan.replaces.id if plan.replaces else None,
             }
-            _echo_json(mask_secrets(data))
+            echo_json(mask_secrets(data))
             return
         click.echo(f"Plan for {plan.provider}/{plan.name} ({plan.model.uri}):")
         for i, action in enumerate(plan.actions, 1):
@@ -183,7 +177,7 @@ def deployments_list(
     if not cached:
         records = [_refresh_quietly(refresh, r) for r in records]
     if as_json:
-        _echo_json([mask_secrets(r.as_dict()) for r in records])
+        echo_json([mask_secrets(r.as_dict()) for r in records])
         return
     from rich.console import Console
     from rich.table import Table
@@ -261,7 +255,7 @@ def deployments_predict(deployment_id: str, data: str | None, path: str | None) 
     except ValueError as exc:
         raise InvalidInputError("data", text[:80], f"is not JSON: {exc}") from None
     predictions = get_deployment(deployment_id).predict(payload)
-    _echo_json(predictions, indent=None)
+    echo_json(predictions, indent=None)
 
 
 @deployments_group.command("delete")
@@ -286,7 +280,7 @@ def deployments_delete(deployment_id: str | None, delete_all: bool, provider: st
             deleted.append(delete_deployment(one, progress=progress))
         progress.finish()
     if as_json:
-        _echo_json([mask_secrets(d.as_dict()) for d in deleted])
+        echo_json([mask_secrets(d.as_dict()) for d in deleted])
         return
     if not deleted:
         click.echo("No live deployments.")

@@ -293,9 +293,9 @@ def configure(**overrides: Any) -> MLTrackSettings:
             raise config_error_from(exc, overrides=candidate) from None
         _overrides, _settings = candidate, settings
     if overrides.keys() & PLUGIN_LOADING_SETTINGS:
-        from mltrack.plugins import reset_plugin_manager
-
-        reset_plugin_manager()
+        # the plugin manager sits above the settings: it is reached through the process state
+        # it registered (none yet means nothing to rediscover)
+        process_state.reset_part("plugin manager")
     return settings
 
 
@@ -303,29 +303,16 @@ def has_overrides() -> bool:
     return bool(_overrides)
 
 
+def current_overrides() -> dict[str, Any]:
+    """The settings given to ``configure()`` so far (error messages name where a value came from)."""
+    return dict(_overrides)
+
+
 def reset_settings() -> None:
     """Drop explicit overrides and re-read configuration on next use (tests)."""
     global _settings, _overrides
     with _lock:
         _settings, _overrides = None, {}
-
-
-def plugin_settings(plugin: str) -> Any:
-    """The validated settings model instance of ``plugin``'s config section."""
-    from mltrack.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    registry = manager.registry("settings")
-    if plugin not in registry:
-        raise ConfigError(
-            f"plugin {plugin!r} registers no settings", hint="check the plugin name with `mltrack plugins`"
-        )
-    model = registry[plugin].obj
-    raw = get_settings().plugins.get(plugin, {})
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise config_error_from(exc, prefix=("plugins", plugin), plugin=plugin, overrides=_overrides) from None
 
 
 def _renew_lock() -> None:

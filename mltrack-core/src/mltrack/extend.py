@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "Autologger": "mltrack.autologging",
     # settings and plugins
     "get_settings": "mltrack.config",
-    "plugin_settings": "mltrack.config",
+    "plugin_settings": "mltrack.plugins",
     "config_error_from": "mltrack.config",
     "get_plugin_manager": "mltrack.plugins",
     # models
@@ -201,7 +201,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.autologging import Autologger
-    from mltrack.config import config_error_from, get_settings, plugin_settings
+    from mltrack.config import config_error_from, get_settings
     from mltrack.config_docs import config_table, replace_generated
     from mltrack.decorator import describe_object
     from mltrack.deployments import Deployment, resolve_model_ref
@@ -210,7 +210,7 @@ if TYPE_CHECKING:
     from mltrack.install_hint import install_hint
     from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
     from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins import get_plugin_manager, plugin_settings
     from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
     from mltrack.providers import (
         DeploymentState,

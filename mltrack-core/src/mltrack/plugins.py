@@ -10,6 +10,7 @@ to import, implements an unknown hook or raises while registering is marked
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -17,17 +18,21 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from mltrack import hookspecs, process_state
 from mltrack.errors import PluginCollisionError, PluginError
 
+if TYPE_CHECKING:
+    from mltrack.sinks import Sink
+
 logger = logging.getLogger("mltrack.plugins")
 
 ENTRY_POINT_GROUP = "mltrack"
 BUILTIN_PLUGIN = "mltrack"
+BUILTIN_PLUGIN_MODULE = "mltrack.builtin_plugin"
 
 Validator = Callable[[Any], str]
 """Checks a registered object; returns its registry name or raises ``PluginError``."""
@@ -226,8 +231,9 @@ class PluginManager:
             if self.debug:
                 self._pm.trace.root.setwriter(sys.stderr.write)
                 self._pm.enable_tracing()
-            from mltrack import builtin_plugin
-
+            # by module name, like an entry point: the built-in plugin implements hooks with the
+            # tracking, model and deployment modules, all above this manager (no import cycle)
+            builtin_plugin = importlib.import_module(BUILTIN_PLUGIN_MODULE)
             self._pm.register(builtin_plugin, name=BUILTIN_PLUGIN)
             self._infos[BUILTIN_PLUGIN] = PluginInfo(
                 name=BUILTIN_PLUGIN,
@@ -587,6 +593,44 @@ def _renew_locks() -> None:
     _manager_lock = threading.Lock()
     if _manager is not None:
         _manager._lock = threading.RLock()
+
+
+def plugin_settings(plugin: str) -> Any:
+    """The validated settings model instance of ``plugin``'s config section."""
+    # imported here, not at the top: the settings bring pydantic, which `import mltrack` and
+    # `mltrack --help` must not load (benchmarks/import_time.py checks it)
+    from pydantic import ValidationError
+
+    from mltrack import config
+    from mltrack.errors import ConfigError
+
+    manager = get_plugin_manager()
+    registry = manager.registry("settings")
+    if plugin not in registry:
+        raise ConfigError(
+            f"plugin {plugin!r} registers no settings", hint="check the plugin name with `mltrack plugins`"
+        )
+    model = registry[plugin].obj
+    raw = config.get_settings().plugins.get(plugin, {})
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise config.config_error_from(
+            exc, prefix=("plugins", plugin), plugin=plugin, overrides=config.current_overrides()
+        ) from None
+
+
+def extra_sinks() -> list[Sink]:
+    """The sinks the plugins register (a name two plugins register is used by neither)."""
+    manager = get_plugin_manager()
+    contested = manager.collisions("sinks")
+    for name, owners in contested.items():
+        logger.error(
+            "mltrack: sink %r is registered by both %s; neither is used (disable one with MLTRACK_DISABLE_PLUGINS)",
+            name,
+            " and ".join(repr(o) for o in owners),
+        )
+    return [c.obj for name, c in manager.registry("sinks").items() if name not in contested]
 
 
 process_state.register("plugin manager", reset=reset_plugin_manager, after_fork=_renew_locks)

@@ -62,6 +62,14 @@ def reset() -> None:
             part.reset()
 
 
+def reset_part(name: str) -> None:
+    """Forget one part's state; a part not registered (its module not imported) has none."""
+    with _parts_lock:
+        part = _parts.get(name)
+    if part is not None and part.reset is not None:
+        part.reset()
+
+
 def _before_fork() -> None:
     for part in list(_parts.values()):
         if part.before_fork is not None:

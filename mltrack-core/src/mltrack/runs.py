@@ -43,6 +43,7 @@ from mltrack.offline import (
     offline_run_id,
     spool_id_of,
 )
+from mltrack.plugins import extra_sinks
 from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
 from mltrack.validation import check_key, check_run_start, tag_to_string
@@ -51,7 +52,6 @@ from mltrack.writer import TAG, BackgroundWriter, QueueItem
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-    from mltrack.sinks import Sink
     from mltrack.writer_process import WriterProcessClient
 
 logger = logging.getLogger("mltrack.runs")
@@ -190,21 +190,6 @@ def writer_put(run: ActiveRun) -> Callable[[QueueItem], None]:
     them): nowhere for an offline run, whose spool is all there is until ``mltrack sync``;
     so an offline process starts no writer and never tries to reach the store."""
     return _discard if run.offline else get_writer().put
-
-
-def extra_sinks() -> list[Sink]:
-    """The sinks the plugins register (a name two plugins register is used by neither)."""
-    from mltrack.plugins import get_plugin_manager
-
-    manager = get_plugin_manager()
-    contested = manager.collisions("sinks")
-    for name, owners in contested.items():
-        logger.error(
-            "mltrack: sink %r is registered by both %s; neither is used (disable one with MLTRACK_DISABLE_PLUGINS)",
-            name,
-            " and ".join(repr(o) for o in owners),
-        )
-    return [c.obj for name, c in manager.registry("sinks").items() if name not in contested]
 
 
 def active_run() -> ActiveRun | None:

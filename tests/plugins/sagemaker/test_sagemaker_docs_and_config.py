@@ -72,7 +72,7 @@ def test_settings_keep_secrets_secret_and_want_key_pairs() -> None:
 
 def test_settings_come_from_the_plugins_config_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mltrack
-    from mltrack.config import plugin_settings
+    from mltrack.extend import plugin_settings
 
     (tmp_path / "pyproject.toml").write_text(
         '[tool.mltrack.plugins.sagemaker]\nregion = "eu-west-1"\nbucket = "team-models"\n'

@@ -137,7 +137,7 @@ def test_a_short_token_is_refused_by_the_settings(seeded: Seeded) -> None:
 def test_blank_padded_or_short_tokens_are_refused_at_start(
     token: str, problem: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mltrack.config import plugin_settings
+    from mltrack.extend import plugin_settings
     from mltrack_ui.app import create_app
 
     monkeypatch.setenv("MLTRACK_PLUGINS__UI__AUTH_TOKEN", token)

@@ -47,7 +47,7 @@ def test_importing_the_plugin_does_not_import_the_web_stack() -> None:
 
 
 def test_settings_come_from_the_plugin_section(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mltrack.config import plugin_settings
+    from mltrack.extend import plugin_settings
 
     monkeypatch.setenv("MLTRACK_PLUGINS__UI__PORT", "6123")
     monkeypatch.setenv("MLTRACK_PLUGINS__UI__AUTH_TOKEN", "a-long-enough-token")
