@@ -42,7 +42,11 @@ It ends with the ratio MLflow / MLTrack of the time to durable for each (workers
 measured in the same run, and how the time grows from 1 to 4 to 16 processes (``--scaling``).
 The script always exits 0 unless a point was lost: it is a report.
 
-Run:  .venv/bin/python benchmarks/stack_load.py [--procs 16] [--points 10000] [--workers 1,4]
+``--train-nice 19`` runs the training processes (and their writer processes) at the lowest CPU
+priority: on one machine, the stand-in for a team whose jobs run on machines of their own while the
+server, the database and the UI share one host.
+
+Run:  .venv/bin/python benchmarks/stack_load.py [--procs 16] [--points 10000] [--workers 1,4] [--train-nice 19]
       small:  .venv/bin/python benchmarks/stack_load.py --procs 4 --points 2000 --workers 1 --scaling 4
 Needs PostgreSQL (``make install`` installs the Debian package).
 """
@@ -229,6 +233,11 @@ def _env(client: str, tracking_uri: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def _nice(level: int) -> list[str]:
+    """The training processes (and the writer processes they start) at a lower CPU priority."""
+    return ["nice", "-n", str(level)] if level else []
+
+
 def run_scenario(
     client: str, workers: int, procs: int, args: argparse.Namespace, tracking_uri: str, ui_url: str, tmp: Path
 ) -> Result:
@@ -264,7 +273,11 @@ def run_scenario(
         err = (folder / f"child-{index}.err").open("w")
         children.append(
             subprocess.Popen(
-                [sys.executable, __file__, "--child", str(spec)], stdout=out, stderr=err, env=env, cwd=folder
+                [*_nice(args.train_nice), sys.executable, __file__, "--child", str(spec)],
+                stdout=out,
+                stderr=err,
+                env=env,
+                cwd=folder,
             )
         )
     deadline = time.monotonic() + CHILD_TIMEOUT_S
@@ -464,6 +477,8 @@ def row(r: Result) -> str:
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(f"machine: {os.cpu_count()} CPU cores (training processes, mlflow server, PostgreSQL and the UI share them)")
+    if args.train_nice:
+        print(f"training processes at nice {args.train_nice}: the server, PostgreSQL and the UI come first")
     print(HEADER)
     for r in results:
         print(row(r))
@@ -517,6 +532,13 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(CLIENTS)} (default: {DEFAULT_CLIENTS})",
     )
     parser.add_argument("--ui-interval", type=float, default=1.0, help="seconds between UI requests (1)")
+    parser.add_argument(
+        "--train-nice",
+        type=int,
+        default=0,
+        help="run the training processes at this nice level (e.g. 19): on one machine, as if they had "
+        "machines of their own and the UI, server and database shared theirs (0: same priority)",
+    )
     parser.add_argument(
         "--deadline", type=float, default=600.0, help="seconds a scenario may take; then it is cut off (600)"
     )
