@@ -64,8 +64,8 @@ _EXPORTS: dict[str, str] = {
     "set_experiment": "mltrack.experiments",
     "list_experiments": "mltrack.experiments",
     # configuration and plugins
-    "configure": "mltrack.config",
-    "get_settings": "mltrack.config",
+    "configure": "mltrack.config.settings",
+    "get_settings": "mltrack.config.settings",
     "plugin_settings": "mltrack.plugins",
     "hookimpl": "mltrack.hookspecs",
     "get_plugin_manager": "mltrack.plugins",
@@ -201,7 +201,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.autologging import Autologger, autolog
-    from mltrack.config import configure, get_settings
+    from mltrack.config.settings import configure, get_settings
     from mltrack.decorator import track
     from mltrack.deployments import (
         Deployment,

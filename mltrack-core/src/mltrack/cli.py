@@ -14,9 +14,9 @@ import click
 
 from mltrack._version import __version__
 from mltrack.cli_output import _console, _table, echo_json
+from mltrack.config.secrets import mask_secrets
 from mltrack.errors import MLTrackError
 from mltrack.install_hint import install_hint
-from mltrack.secrets import mask_secrets
 
 CORE_COMMANDS = (
     "plugins",
@@ -121,8 +121,8 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def config_show(as_json: bool) -> None:
     """Show every setting in force and where its value comes from."""
-    from mltrack.config import describe_source, describe_table_source, get_settings
-    from mltrack.config_files import config_file, pyproject_file
+    from mltrack.config.files import config_file, pyproject_file
+    from mltrack.config.settings import describe_source, describe_table_source, get_settings
 
     settings = get_settings()
     rows = []
@@ -548,7 +548,7 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     is removed. An offline run is first created in the store, with its original start
     time; the new run id is printed.
     """
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.replay import replay_orphans
     from mltrack.spool import read_spool, spool_folders, spool_root, try_lock
 

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from mltrack.cli_output import _console, _table, echo_json
-from mltrack.secrets import mask_secrets
+from mltrack.config.secrets import mask_secrets
 
 DEFAULT_PROGRESS_THRESHOLD = "50MB"
 PROGRESS_THRESHOLD_ENV = "MLTRACK_UPLOAD_PROGRESS_THRESHOLD"

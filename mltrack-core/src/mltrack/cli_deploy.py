@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mltrack.cli_output import echo_json
-from mltrack.secrets import mask_secrets
+from mltrack.config.secrets import mask_secrets
 
 
 def _parse_value(text: str) -> Any:

@@ -161,7 +161,7 @@ def provider_class(name: str) -> type[DeployProvider[Any]]:
 
 def get_provider(name: str) -> DeployProvider[Any]:
     """The provider ``name``, built with its settings from ``[tool.mltrack.plugins.<name>]``."""
-    from mltrack.config import config_error_from, get_settings
+    from mltrack.config.settings import config_error_from, get_settings
 
     cls = provider_class(name)
     raw = get_settings().plugins.get(name, {})
@@ -301,7 +301,7 @@ def get_deployment(deployment_id: str) -> Deployment:
 
 def lock_path(provider: str, name: str) -> Path:
     """The lock file of ``<provider>/<name>`` (next to the local provider's own files)."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     return Path(get_settings().data_dir) / "deployments" / provider / f"{name}.lock"
 

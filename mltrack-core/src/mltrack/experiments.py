@@ -158,7 +158,7 @@ def resolve_experiment_id(store: MlflowStore, experiment: str | None = None, exp
     if experiment_id is not None:
         return str(get_experiment_by_id(str(experiment_id), store).experiment_id)
     if experiment is None:
-        from mltrack.config import get_settings
+        from mltrack.config.settings import get_settings
 
         experiment = _default_name or get_settings().experiment
     if experiment is None:

@@ -55,9 +55,9 @@ _EXPORTS: dict[str, str] = {
     "Tag": "mltrack.records",
     "Autologger": "mltrack.autologging",
     # settings and plugins
-    "get_settings": "mltrack.config",
+    "get_settings": "mltrack.config.settings",
     "plugin_settings": "mltrack.plugins",
-    "config_error_from": "mltrack.config",
+    "config_error_from": "mltrack.config.settings",
     "get_plugin_manager": "mltrack.plugins",
     # models
     "resolve_version": "mltrack.models",
@@ -70,8 +70,8 @@ _EXPORTS: dict[str, str] = {
     "requirement_applies": "mltrack.model_env",
     # deployments
     "resolve_model_ref": "mltrack.deployments",
-    "config_table": "mltrack.config_docs",
-    "replace_generated": "mltrack.config_docs",
+    "config_table": "mltrack.config.docs",
+    "replace_generated": "mltrack.config.docs",
     # the loggable-param rule
     "param_to_string": "mltrack.validation",
     "check_key": "mltrack.validation",
@@ -92,7 +92,7 @@ _EXPORTS: dict[str, str] = {
     # runs and text
     "resolve_run_id": "mltrack.run_ids",
     "short_run_id": "mltrack.run_ids",
-    "mask_secrets": "mltrack.secrets",
+    "mask_secrets": "mltrack.config.secrets",
     "install_hint": "mltrack.install_hint",
 }
 
@@ -201,8 +201,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.autologging import Autologger
-    from mltrack.config import config_error_from, get_settings
-    from mltrack.config_docs import config_table, replace_generated
+    from mltrack.config.docs import config_table, replace_generated
+    from mltrack.config.secrets import mask_secrets
+    from mltrack.config.settings import config_error_from, get_settings
     from mltrack.decorator import describe_object
     from mltrack.deployments import Deployment, resolve_model_ref
     from mltrack.experiments import store_errors
@@ -223,7 +224,6 @@ if TYPE_CHECKING:
     )
     from mltrack.records import Batch, Metric, Param, Tag
     from mltrack.run_ids import resolve_run_id, short_run_id
-    from mltrack.secrets import mask_secrets
     from mltrack.serving.app import create_app
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model

@@ -46,7 +46,7 @@ _time_ns = time.time_ns
 def _nonfinite_allowed() -> bool:
     # Read on each call (only non-float or non-finite values get here), so configure()
     # takes effect at once.
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     return get_settings().allow_nonfinite_metrics
 

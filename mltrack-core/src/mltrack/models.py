@@ -315,7 +315,7 @@ def _download(version: ModelVersion) -> Path:
 
     import mlflow.artifacts
 
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     tracking_uri = get_store().tracking_uri
     store_key = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]

@@ -550,12 +550,12 @@ _manager_lock = threading.Lock()
 def _from_configuration() -> PluginManager:
     """A manager configured from the environment, or from the full settings where a
     config file or ``configure()`` may set the plugin switches."""
-    from mltrack.config_files import any_config_file
+    from mltrack.config.files import any_config_file
 
-    configured = "mltrack.config" in sys.modules and sys.modules["mltrack.config"].has_overrides()
+    configured = "mltrack.config.settings" in sys.modules and sys.modules["mltrack.config.settings"].has_overrides()
     if not (configured or any_config_file()):
         return PluginManager.from_environment()  # no file: the environment is the whole story
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.errors import ConfigError
 
     try:
@@ -601,7 +601,7 @@ def plugin_settings(plugin: str) -> Any:
     # `mltrack --help` must not load (benchmarks/import_time.py checks it)
     from pydantic import ValidationError
 
-    from mltrack import config
+    from mltrack.config import settings as config
     from mltrack.errors import ConfigError
 
     manager = get_plugin_manager()

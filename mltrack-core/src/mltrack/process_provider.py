@@ -310,7 +310,7 @@ class ProcessProvider(DeployProvider[ConfigT]):
     def state_dir(self) -> Path:
         """This provider's local state folder, ``<data_dir>/deployments/<name>/`` (created on use):
         one ``<deployment>.json`` and ``<deployment>.log`` per deployment."""
-        from mltrack.config import get_settings
+        from mltrack.config.settings import get_settings
 
         path = Path(get_settings().data_dir) / "deployments" / self.name
         path.mkdir(parents=True, exist_ok=True)

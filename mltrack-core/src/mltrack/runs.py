@@ -147,7 +147,7 @@ def get_writer() -> BackgroundWriter | WriterProcessClient:
         return writer
     with _writer_lock:
         if _writer is None:
-            from mltrack.config import get_settings
+            from mltrack.config.settings import get_settings
 
             settings = get_settings()
             if settings.writer == "process" and settings.spool:
@@ -239,7 +239,7 @@ def _attach(run_id: str) -> ActiveRun:
 
 
 def _new_spool(run: ActiveRun) -> RunSpool | None:
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     if not settings.spool:
@@ -254,7 +254,7 @@ def _new_spool(run: ActiveRun) -> RunSpool | None:
 def _starting_spool(store: MlflowStore, experiment_id: str) -> RunSpool | None:
     """A spool made before the store's ``create_run``: if this process dies before it
     can end the run, replay finds the run by the spool's id and marks it KILLED."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     if not settings.spool:
@@ -273,7 +273,7 @@ _replayed_stores: set[str] = set()
 
 def replay_orphans_once(store: MlflowStore) -> None:
     """Send what dead processes left in their spools for this store (once per process)."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     if store.tracking_uri in _replayed_stores:
         return
@@ -334,7 +334,7 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
 
 def _synced_run(store: MlflowStore, run_id: str) -> Run:
     """The run that offline run ``run_id`` was synced to (the offline error until then)."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.experiments import store_errors
     from mltrack.spool import read_spool_header
 
@@ -501,7 +501,7 @@ def _base_tags(parent_id: str | None, description: str | None) -> dict[str, str]
 
 def _offline_mode(mode: Any, parent: ActiveRun | None, parent_run_id: str | None) -> bool:
     """Whether a new run is offline: ``mode``, else the setting; a child of an offline run is."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     if mode is not None and mode not in ("online", "offline"):
         raise InvalidInputError("mode", mode, "must be 'online' or 'offline' (or None for the mode setting)")
@@ -537,7 +537,7 @@ def _start_offline(
 ) -> ActiveRun:
     """A run recorded only in a new spool, which holds what ``create_run`` will need."""
     from mltrack import experiments
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     name: str | None = None
@@ -582,7 +582,7 @@ def _user() -> str:
 
 
 def _context_tags(run: ActiveRun) -> dict[str, str]:
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.plugins import get_plugin_manager
 
     if not get_settings().context_tags:
@@ -630,7 +630,7 @@ def end_run(
         children = [r for r in _process_runs if r.parent_run_id == run.run_id and r.status == "RUNNING"]
     for child in reversed(children):
         end_run(status, run=child, error=error, timeout=timeout)
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.experiments import store_errors
     from mltrack.plugins import get_plugin_manager
 
@@ -760,7 +760,7 @@ def get_run(run_id: str) -> Run:
 
 
 def get_settings_timeout() -> float:
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     return get_settings().end_run_timeout_s
 

@@ -23,7 +23,7 @@ REST_WRITE_TIMEOUT_S = 30
 def _quiet_mlflow() -> None:
     """Keep MLflow's INFO lines ("Creating initial MLflow database tables...") out of the
     user's output; ``MLTRACK_DEBUG`` shows them."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     if get_settings().debug:
         return
@@ -94,8 +94,8 @@ def _check_credentials(uri: str, creds: Any) -> None:
     """
     from mlflow.utils.rest_utils import http_request
 
+    from mltrack.config.secrets import mask_secrets
     from mltrack.errors import StoreError
-    from mltrack.secrets import mask_secrets
 
     try:
         response = http_request(  # type: ignore[no-untyped-call]
@@ -316,7 +316,7 @@ _stores_lock = threading.Lock()
 
 def get_store(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowStore:
     """The ``MlflowStore`` for a URI (default: the configured one), shared per process."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     uri = tracking_uri or settings.resolved_tracking_uri()

@@ -409,7 +409,7 @@ class _Tracked:
 
 class WriterProcess:
     def __init__(self, sock: socket.socket, socket_path: str, parent: int) -> None:
-        from mltrack.config import get_settings
+        from mltrack.config.settings import get_settings
         from mltrack.plugins import extra_sinks
 
         self.parent = parent
@@ -633,7 +633,7 @@ def main() -> None:
     for name in (ENV_SOCKET, ENV_PARENT, ENV_SETTINGS):
         os.environ.pop(name, None)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from mltrack.config import configure
+    from mltrack.config.settings import configure
 
     settings.pop("plugins", None)  # re-read from the same files and environment
     configure(**{k: v for k, v in settings.items() if v is not None})

@@ -92,7 +92,7 @@ def _download_uri(uri: str, cache_key: str) -> Path:
     """Download an artifact URI (``runs:/``, a logged model) once into the data dir."""
     import mlflow.artifacts
 
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
     from mltrack.store import get_store
 
     target = Path(get_settings().data_dir) / "models" / cache_key

@@ -78,7 +78,7 @@ class RegisteredFiles:
 def registered_files(name: str, version: int | str) -> RegisteredFiles | None:
     """The local folder of model ``name`` at ``version`` (a number, "latest" or an alias),
     fetched into the model cache if need be; None when MLflow's client must be asked."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     tracking_uri = settings.resolved_tracking_uri()

@@ -71,7 +71,8 @@ def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     artifact files, which the tests only read.
     """
     import mltrack
-    from mltrack import config, store
+    from mltrack import store
+    from mltrack.config import settings as config
 
     global _store_template
     if _store_template is None or not _store_template.exists():
@@ -133,7 +134,8 @@ class ProviderConformance:
     @pytest.fixture(autouse=True)
     def _conformance_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         import mltrack
-        from mltrack import config, plugins, store
+        from mltrack import plugins, store
+        from mltrack.config import settings as config
 
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
@@ -259,7 +261,7 @@ class ProviderConformance:
         assert [(d.id, d.model_version) for d in list_deployments()] == [(second.id, 2)]
 
     def test_missing_credentials_raise_the_credentials_error_before_anything_is_created(self) -> None:
-        from mltrack import config
+        from mltrack.config import settings as config
         from mltrack.deployments import list_deployments
         from mltrack.errors import CredentialsMissingError
 

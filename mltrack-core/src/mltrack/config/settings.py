@@ -24,14 +24,14 @@ from pydantic_settings import (
 )
 
 from mltrack import process_state
-from mltrack.config_files import (
+from mltrack.config.files import (
     ENV_PREFIX,
     config_file,
     pyproject_file,
     tomllib,
 )
+from mltrack.config.secrets import MASK, is_secret_name
 from mltrack.errors import ConfigError
-from mltrack.secrets import MASK, is_secret_name
 
 
 def _split_list(value: Any) -> Any:
