@@ -19,7 +19,6 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import mltrack
-from mltrack import plugins
 from mltrack.cli_deploy import parse_config
 from mltrack.deployments import (
     Deployment,
@@ -39,7 +38,8 @@ from mltrack.errors import (
     InvalidInputError,
     PluginError,
 )
-from mltrack.install_hint import install_hint
+from mltrack.plugins import manager as plugins
+from mltrack.plugins.install_hint import install_hint
 from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 
 

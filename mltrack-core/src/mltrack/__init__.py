@@ -66,9 +66,9 @@ _EXPORTS: dict[str, str] = {
     # configuration and plugins
     "configure": "mltrack.config.settings",
     "get_settings": "mltrack.config.settings",
-    "plugin_settings": "mltrack.plugins",
+    "plugin_settings": "mltrack.plugins.manager",
     "hookimpl": "mltrack.hookspecs",
-    "get_plugin_manager": "mltrack.plugins",
+    "get_plugin_manager": "mltrack.plugins.manager",
     "Sink": "mltrack.sinks",
     "Batch": "mltrack.records",
     "Metric": "mltrack.records",
@@ -263,7 +263,7 @@ if TYPE_CHECKING:
         register_model,
         set_alias,
     )
-    from mltrack.plugins import get_plugin_manager, plugin_settings
+    from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.queries import search_runs
     from mltrack.records import Batch, Metric, Param, Tag

@@ -35,7 +35,7 @@ def validate_autologger(obj: object) -> str:
 
 
 def autologgers() -> dict[str, Autologger]:
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     return dict(get_plugin_manager().objects("autologgers"))
 
@@ -45,7 +45,7 @@ def autolog(*names: str, disable: bool = False) -> list[str]:
 
     ``disable=True`` switches them off again.
     """
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     chosen = list(names) or sorted(autologgers())

@@ -47,7 +47,7 @@ def environment_tags() -> dict[str, str]:
         "mltrack.platform": f"{sys.platform}-{platform.machine()}",
         "mltrack.version": __version__,
     }
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     for info in get_plugin_manager().loaded_infos():
         if info.status == "loaded" and info.version:

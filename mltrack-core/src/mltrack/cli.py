@@ -16,7 +16,7 @@ from mltrack._version import __version__
 from mltrack.cli_output import _console, _table, echo_json
 from mltrack.config.secrets import mask_secrets
 from mltrack.errors import MLTrackError
-from mltrack.install_hint import install_hint
+from mltrack.plugins.install_hint import install_hint
 
 CORE_COMMANDS = (
     "plugins",
@@ -74,7 +74,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     """List installed plugins, their status and what they contribute (plugins new: start one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     infos = get_plugin_manager().plugin_infos()
     if as_json:
@@ -682,7 +682,7 @@ _add_serve_command()
 
 def build_cli() -> click.Group:
     """The CLI with every plugin's commands added (a broken plugin is skipped)."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     for plugin, commands in manager.plugin_commands().items():

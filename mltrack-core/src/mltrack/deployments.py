@@ -147,13 +147,13 @@ class Deployment:
 
 def providers() -> dict[str, type[DeployProvider[Any]]]:
     """Every registered deploy provider class by name."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     return dict(get_plugin_manager().objects("deploy_providers"))
 
 
 def provider_class(name: str) -> type[DeployProvider[Any]]:
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     cls: type[DeployProvider[Any]] = get_plugin_manager().lookup("deploy_providers", name)
     return cls

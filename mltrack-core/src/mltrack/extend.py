@@ -56,9 +56,9 @@ _EXPORTS: dict[str, str] = {
     "Autologger": "mltrack.autologging",
     # settings and plugins
     "get_settings": "mltrack.config.settings",
-    "plugin_settings": "mltrack.plugins",
+    "plugin_settings": "mltrack.plugins.manager",
     "config_error_from": "mltrack.config.settings",
-    "get_plugin_manager": "mltrack.plugins",
+    "get_plugin_manager": "mltrack.plugins.manager",
     # models
     "resolve_version": "mltrack.models",
     "model_versions": "mltrack.models",
@@ -93,7 +93,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_run_id": "mltrack.run_ids",
     "short_run_id": "mltrack.run_ids",
     "mask_secrets": "mltrack.config.secrets",
-    "install_hint": "mltrack.install_hint",
+    "install_hint": "mltrack.plugins.install_hint",
 }
 
 #: defined in this module (not re-exported from another)
@@ -208,10 +208,10 @@ if TYPE_CHECKING:
     from mltrack.deployments import Deployment, resolve_model_ref
     from mltrack.experiments import store_errors
     from mltrack.flavours import Flavour, Predictor
-    from mltrack.install_hint import install_hint
     from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
     from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
-    from mltrack.plugins import get_plugin_manager, plugin_settings
+    from mltrack.plugins.install_hint import install_hint
+    from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
     from mltrack.providers import (
         DeploymentState,

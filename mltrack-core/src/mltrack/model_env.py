@@ -37,7 +37,7 @@ def flavour_distribution(flavour: str | None) -> str | None:
     """
     if not flavour:
         return None
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     contribution = manager.registry("flavours").get(flavour)

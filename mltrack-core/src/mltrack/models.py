@@ -41,14 +41,14 @@ class ModelInfo:
 
 def flavours() -> dict[str, Flavour]:
     """Every registered flavour by name (the core's ``python`` flavour included)."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     return dict(get_plugin_manager().objects("flavours"))
 
 
 def get_flavour(name: str) -> Flavour:
     """The installed flavour called ``name``; an unknown one raises, naming the plugin to install."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     flavour: Flavour = get_plugin_manager().lookup("flavours", name)
     return flavour
@@ -56,7 +56,7 @@ def get_flavour(name: str) -> Flavour:
 
 def infer_flavour(model: Any) -> Flavour:
     """The flavour that handles ``model`` (plugins first, the ``python`` flavour last)."""
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     name = get_plugin_manager().first_result("infer_flavour", model=model)
     if name is None:

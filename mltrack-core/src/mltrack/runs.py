@@ -43,7 +43,7 @@ from mltrack.offline import (
     offline_run_id,
     spool_id_of,
 )
-from mltrack.plugins import extra_sinks
+from mltrack.plugins.manager import extra_sinks
 from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
 from mltrack.store import MlflowSink, MlflowStore, get_store
 from mltrack.validation import check_key, check_run_start, tag_to_string
@@ -479,7 +479,7 @@ def _activate(run: ActiveRun, context: dict[str, str], user_tags: dict[str, str]
     with _process_lock:
         _process_runs.append(run)
     _install_exit_handlers()
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     for _ in get_plugin_manager().call_each("on_run_start", run=run):
         pass
@@ -583,7 +583,7 @@ def _user() -> str:
 
 def _context_tags(run: ActiveRun) -> dict[str, str]:
     from mltrack.config.settings import get_settings
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     if not get_settings().context_tags:
         return {}
@@ -632,7 +632,7 @@ def end_run(
         end_run(status, run=child, error=error, timeout=timeout)
     from mltrack.config.settings import get_settings
     from mltrack.experiments import store_errors
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     # Observers run first, while the run still accepts data, so they can log final values.
     for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):

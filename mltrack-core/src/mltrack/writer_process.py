@@ -176,7 +176,7 @@ class WriterProcessClient:
 
     def _spoolless(self) -> BackgroundWriter:
         if self._thread is None:
-            from mltrack.plugins import extra_sinks
+            from mltrack.plugins.manager import extra_sinks
 
             settings = self._settings
             self._thread = BackgroundWriter(
@@ -410,7 +410,7 @@ class _Tracked:
 class WriterProcess:
     def __init__(self, sock: socket.socket, socket_path: str, parent: int) -> None:
         from mltrack.config.settings import get_settings
-        from mltrack.plugins import extra_sinks
+        from mltrack.plugins.manager import extra_sinks
 
         self.parent = parent
         self.socket_path = socket_path

@@ -134,8 +134,9 @@ class ProviderConformance:
     @pytest.fixture(autouse=True)
     def _conformance_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         import mltrack
-        from mltrack import plugins, store
+        from mltrack import store
         from mltrack.config import settings as config
+        from mltrack.plugins import manager as plugins
 
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))

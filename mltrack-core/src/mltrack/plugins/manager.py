@@ -106,7 +106,7 @@ def _kind_validator(kind: str) -> Validator:
 
 def unknown_name_error(kind: str, name: str, installed: list[str]) -> PluginError:
     """The one error for a name nothing registered as ``kind``, with what to install."""
-    from mltrack.install_hint import install_hint
+    from mltrack.plugins.install_hint import install_hint
 
     entry = REGISTRY_KINDS[kind]
     extra = entry.known.get(name)
