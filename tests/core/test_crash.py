@@ -24,7 +24,7 @@ import pytest
 from conftest import run_cli
 
 import mltrack
-from mltrack.spool import FRAME
+from mltrack.storage.spool import FRAME
 
 CHILD = """
 import mmap, os, struct, sys, time

@@ -31,7 +31,7 @@ from mltrack.errors import PluginCollisionError, PluginError
 from mltrack.extend import get_flavour
 from mltrack.flavours import Flavour
 from mltrack.plugins.manager import PluginManager, get_plugin_manager
-from mltrack.sinks import Sink
+from mltrack.storage.sinks import Sink
 
 # Every installed plugin enabled, failures isolated (as a user's environment would be).
 ALL_ENABLED = {"MLTRACK_DISABLE_PLUGINS": "", "MLTRACK_STRICT_PLUGINS": "0"}

@@ -35,7 +35,7 @@ import mltrack
 from mltrack.errors import InvalidInputError
 from mltrack.models import ModelNotFoundError
 from mltrack.serving import ServedModel, create_app, create_lazy_app, load_served_model
-from mltrack.store import get_store
+from mltrack.storage.store import get_store
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 

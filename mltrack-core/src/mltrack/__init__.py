@@ -69,11 +69,11 @@ _EXPORTS: dict[str, str] = {
     "plugin_settings": "mltrack.plugins.manager",
     "hookimpl": "mltrack.hookspecs",
     "get_plugin_manager": "mltrack.plugins.manager",
-    "Sink": "mltrack.sinks",
-    "Batch": "mltrack.records",
-    "Metric": "mltrack.records",
-    "Param": "mltrack.records",
-    "Tag": "mltrack.records",
+    "Sink": "mltrack.storage.sinks",
+    "Batch": "mltrack.storage.records",
+    "Metric": "mltrack.storage.records",
+    "Param": "mltrack.storage.records",
+    "Tag": "mltrack.storage.records",
     # errors
     "MLTrackError": "mltrack.errors",
     "InvalidInputError": "mltrack.errors",
@@ -266,6 +266,6 @@ if TYPE_CHECKING:
     from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.queries import search_runs
-    from mltrack.records import Batch, Metric, Param, Tag
     from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run
-    from mltrack.sinks import Sink
+    from mltrack.storage.records import Batch, Metric, Param, Tag
+    from mltrack.storage.sinks import Sink

@@ -262,7 +262,7 @@ def runs_list(
     from mltrack.queries import search_runs
     from mltrack.run_ids import short_run_id
     from mltrack.run_lifecycle import experiment_names
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
     names = experiment_names(get_store(), {r.info.experiment_id for r in found})
@@ -329,7 +329,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     from mltrack.run_ids import resolve_run_id
     from mltrack.run_lifecycle import experiment_names
     from mltrack.runs import get_run
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     run = get_run(resolve_run_id(run_id))
     experiment = experiment_names(get_store(), {run.info.experiment_id})[run.info.experiment_id]
@@ -515,7 +515,7 @@ def models_alias(name: str, alias: str, version: int) -> None:
 
 def _spools_left_alone(root: Path, replayed: set[Path]) -> str:
     """Why the spools sync did not touch are still there, in a few words ('' if none are)."""
-    from mltrack.spool import WRITER_LOCK, spool_folders, spool_owner_alive
+    from mltrack.storage.spool import WRITER_LOCK, spool_folders, spool_owner_alive
 
     live = delivering = 0
     for folder in spool_folders(root):
@@ -550,7 +550,7 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     """
     from mltrack.config.settings import get_settings
     from mltrack.replay import replay_orphans
-    from mltrack.spool import read_spool, spool_folders, spool_root, try_lock
+    from mltrack.storage.spool import read_spool, spool_folders, spool_root, try_lock
 
     root = spool_root(get_settings().data_dir)
     if dry_run:

@@ -155,7 +155,7 @@ def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
     from mltrack.experiments import store_errors
     from mltrack.run_ids import resolve_run_id
     from mltrack.runs import get_run
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     run_id = get_run(resolve_run_id(run_id)).info.run_id  # an unknown run is one line naming the store
     store = get_store()
@@ -195,7 +195,7 @@ def artifacts_upload(
     from mltrack.experiments import store_errors
     from mltrack.logging_api import _check_artifact_path
     from mltrack.runs import get_run
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     _check_artifact_path("--artifact-path", artifact_path)
     from mltrack.run_ids import resolve_run_id

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, overload
 
 from mltrack import runs
 from mltrack.logging_api import log_metrics, log_params, log_text, set_tags
-from mltrack.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, flatten
+from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, flatten
 
 F = TypeVar("F", bound=Callable[..., Any])
 

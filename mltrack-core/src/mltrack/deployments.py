@@ -218,7 +218,7 @@ def default_name(model_name: str) -> str:
 
 
 def _client() -> Any:
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     return get_store().client
 
@@ -378,7 +378,7 @@ class LogProgress:
 def resolve_model_ref(model_name: str, version: int | str = "latest") -> ModelRef:
     """The registered model version a deployment would serve (an unknown one raises, listing what exists)."""
     from mltrack.models import resolve_version
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     resolved = resolve_version(model_name, version)
     alias = None

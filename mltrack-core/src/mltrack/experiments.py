@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrack import process_state
 from mltrack.errors import ExperimentNotFoundError, MLTrackError, StoreError
-from mltrack.store import MlflowStore, get_store
+from mltrack.storage.store import MlflowStore, get_store
 
 if TYPE_CHECKING:
     from mlflow.entities import Experiment

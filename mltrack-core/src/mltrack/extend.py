@@ -48,11 +48,11 @@ _EXPORTS: dict[str, str] = {
     "ProcessDeploymentConfig": "mltrack.process_provider",
     "serve_command": "mltrack.process_provider",
     "Deployment": "mltrack.deployments",
-    "Sink": "mltrack.sinks",
-    "Batch": "mltrack.records",
-    "Metric": "mltrack.records",
-    "Param": "mltrack.records",
-    "Tag": "mltrack.records",
+    "Sink": "mltrack.storage.sinks",
+    "Batch": "mltrack.storage.records",
+    "Metric": "mltrack.storage.records",
+    "Param": "mltrack.storage.records",
+    "Tag": "mltrack.storage.records",
     "Autologger": "mltrack.autologging",
     # settings and plugins
     "get_settings": "mltrack.config.settings",
@@ -73,11 +73,11 @@ _EXPORTS: dict[str, str] = {
     "config_table": "mltrack.config.docs",
     "replace_generated": "mltrack.config.docs",
     # the loggable-param rule
-    "param_to_string": "mltrack.validation",
-    "check_key": "mltrack.validation",
-    "flatten": "mltrack.validation",
-    "SCALAR_TYPES": "mltrack.validation",
-    "MAX_PARAM_VALUE_LENGTH": "mltrack.validation",
+    "param_to_string": "mltrack.storage.validation",
+    "check_key": "mltrack.storage.validation",
+    "flatten": "mltrack.storage.validation",
+    "SCALAR_TYPES": "mltrack.storage.validation",
+    "MAX_PARAM_VALUE_LENGTH": "mltrack.storage.validation",
     "describe_object": "mltrack.decorator",
     # serving
     "create_app": "mltrack.serving.app",
@@ -86,8 +86,8 @@ _EXPORTS: dict[str, str] = {
     "check_health": "mltrack.serving.client",
     "invoke": "mltrack.serving.client",
     # store
-    "MlflowStore": "mltrack.store",
-    "get_store": "mltrack.store",
+    "MlflowStore": "mltrack.storage.store",
+    "get_store": "mltrack.storage.store",
     "store_errors": "mltrack.experiments",
     # runs and text
     "resolve_run_id": "mltrack.run_ids",
@@ -222,12 +222,12 @@ if TYPE_CHECKING:
         NoSettings,
         Progress,
     )
-    from mltrack.records import Batch, Metric, Param, Tag
     from mltrack.run_ids import resolve_run_id, short_run_id
     from mltrack.serving.app import create_app
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model
     from mltrack.serving.server import serve
-    from mltrack.sinks import Sink
-    from mltrack.store import MlflowStore, get_store
-    from mltrack.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string
+    from mltrack.storage.records import Batch, Metric, Param, Tag
+    from mltrack.storage.sinks import Sink
+    from mltrack.storage.store import MlflowStore, get_store
+    from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string

@@ -3,7 +3,7 @@
 Nothing is queued unless every item of the call is valid, so a rejected call never
 leaves half its data behind. A call either returns, and its data is then stored as
 given, or raises an ``MLTrackError``: bad input is an ``InvalidInputError`` subclass
-(the rules are in ``mltrack.validation``), a spool that cannot be written a
+(the rules are in ``mltrack.storage.validation``), a spool that cannot be written a
 ``SpoolWriteError``; in-memory run state changes only once the spool has the data.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from mltrack import runs
 from mltrack.errors import InvalidInputError, InvalidParamValueError, SpoolWriteError
-from mltrack.validation import (
+from mltrack.storage.validation import (
     INT64_MAX,
     INT64_MIN,
     _valid_keys,
@@ -36,7 +36,7 @@ from mltrack.validation import (
     refuse,
     tag_to_string,
 )
-from mltrack.writer import METRIC, PARAM, TAG
+from mltrack.storage.writer import METRIC, PARAM, TAG
 
 _metric_keys = _valid_keys["metric"]
 _isfinite = math.isfinite

@@ -13,7 +13,7 @@ from mltrack import runs
 from mltrack.errors import InvalidInputError, MLTrackError
 from mltrack.flavours import Flavour, Predictor
 from mltrack.offline import check_registrable
-from mltrack.store import get_store
+from mltrack.storage.store import get_store
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -156,7 +156,7 @@ def register_model(
     from mlflow.exceptions import MlflowException
 
     from mltrack.experiments import store_errors
-    from mltrack.validation import check_key, tag_to_string
+    from mltrack.storage.validation import check_key, tag_to_string
 
     _check_name("name", name)
     clean_tags = {check_key("tag", k): tag_to_string(k, v) for k, v in (tags or {}).items()}

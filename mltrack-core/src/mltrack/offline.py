@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
 from mltrack.errors import MLTrackError, RunNotFoundError, SpoolWriteError
-from mltrack.spool import SPOOL_ID_TAG
-from mltrack.store import MlflowStore
+from mltrack.storage.spool import SPOOL_ID_TAG
+from mltrack.storage.store import MlflowStore
 
 if TYPE_CHECKING:
     from mlflow.entities import FileInfo, Run

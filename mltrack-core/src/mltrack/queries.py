@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from mltrack.errors import InvalidInputError
 from mltrack.experiments import get_experiment, store_errors
-from mltrack.store import get_store
+from mltrack.storage.store import get_store
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

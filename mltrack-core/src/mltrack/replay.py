@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mltrack.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
 from mltrack.errors import ExperimentNotFoundError
 from mltrack.offline import ARTIFACTS, find_synced_run, is_offline_run_id, offline_run_id, spool_id_of
-from mltrack.records import Metric, Param, Tag
-from mltrack.spool import (
+from mltrack.storage.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
+from mltrack.storage.records import Metric, Param, Tag
+from mltrack.storage.spool import (
     REFUSED_TAG,
     SPOOL_ID_TAG,
     WRITER_LET_GO_S,
@@ -40,7 +40,7 @@ from mltrack.spool import (
     spool_folders,
     try_lock,
 )
-from mltrack.writer import _items_in_parts
+from mltrack.storage.writer import _items_in_parts
 
 logger = logging.getLogger("mltrack.replay")
 
@@ -103,7 +103,7 @@ def _find_started_run(store: Any, contents: SpoolContents) -> str | None:
 
 def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayReport:
     """Send a locked orphaned spool to its store, settle the run's status, remove it."""
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     report = ReplayReport(folder, folder.parent.name, None)
     try:

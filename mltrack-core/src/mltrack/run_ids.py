@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from mltrack.errors import MLTrackError, RunNotFoundError
 from mltrack.experiments import store_errors
-from mltrack.store import MlflowStore, get_store
+from mltrack.storage.store import MlflowStore, get_store
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

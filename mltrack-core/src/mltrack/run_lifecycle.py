@@ -15,7 +15,7 @@ from mltrack.errors import InvalidInputError, MLTrackError
 from mltrack.experiments import store_errors
 from mltrack.run_ids import resolve_run_id
 from mltrack.runs import get_run
-from mltrack.store import MlflowStore, get_store
+from mltrack.storage.store import MlflowStore, get_store
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -44,10 +44,10 @@ from mltrack.offline import (
     spool_id_of,
 )
 from mltrack.plugins.manager import extra_sinks
-from mltrack.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
-from mltrack.store import MlflowSink, MlflowStore, get_store
-from mltrack.validation import check_key, check_run_start, tag_to_string
-from mltrack.writer import TAG, BackgroundWriter, QueueItem
+from mltrack.storage.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
+from mltrack.storage.store import MlflowSink, MlflowStore, get_store
+from mltrack.storage.validation import check_key, check_run_start, tag_to_string
+from mltrack.storage.writer import TAG, BackgroundWriter, QueueItem
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -336,7 +336,7 @@ def _synced_run(store: MlflowStore, run_id: str) -> Run:
     """The run that offline run ``run_id`` was synced to (the offline error until then)."""
     from mltrack.config.settings import get_settings
     from mltrack.experiments import store_errors
-    from mltrack.spool import read_spool_header
+    from mltrack.storage.spool import read_spool_header
 
     settings = get_settings()
     folder = spool_root(settings.data_dir) / run_id
@@ -814,7 +814,7 @@ def _deliver_dead_workers(run: ActiveRun) -> None:
     """Send what forked workers of the run left in their spools when they died before
     draining (``with Pool() as pool:`` SIGTERMs its workers on the way out)."""
     from mltrack.replay import replay_folder
-    from mltrack.spool import try_lock
+    from mltrack.storage.spool import try_lock
 
     if run.spool is None:
         return

@@ -3,7 +3,7 @@
 With the thread writer, every point the training loop logs is later read back, batched and
 written through MLflow's SQL/REST path by a thread of the training process, sharing its GIL
 (~10-15 µs of the training process's CPU a point). Here the training process only validates
-and writes the point into its spool (see ``mltrack.spool``); a separate process, one per
+and writes the point into its spool (see ``mltrack.storage.spool``); a separate process, one per
 process tree, started at the first ``start_run``, reads the spools and does the rest with the
 same engine (``BackgroundWriter.cycle``: batching, retries, refused-record isolation, extra
 sinks).
@@ -56,11 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mltrack.delivery import Item, Quarantine, Refused
 from mltrack.errors import LoggingFailedError
-from mltrack.records import Metric, Param, Tag
-from mltrack.spool import ACK_FILE, WRITER_LOCK, RunSpool, SpoolReader, quarantine_root, spool_owner_alive
-from mltrack.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter, QueueItem
+from mltrack.storage.delivery import Item, Quarantine, Refused
+from mltrack.storage.records import Metric, Param, Tag
+from mltrack.storage.spool import ACK_FILE, WRITER_LOCK, RunSpool, SpoolReader, quarantine_root, spool_owner_alive
+from mltrack.storage.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter, QueueItem
 
 logger = logging.getLogger("mltrack.writer_process")
 
@@ -530,7 +530,7 @@ class WriterProcess:
                 tracked.closed_status = str(record["close"])
 
     def _open(self, tracked: _Tracked, experiment_id: str, run_name: str | None) -> None:
-        from mltrack.store import MlflowSink, get_store
+        from mltrack.storage.store import MlflowSink, get_store
 
         assert tracked.run_id is not None
         uri = tracked.reader.header.get("tracking_uri")
@@ -599,7 +599,7 @@ class WriterProcess:
         if not self.orphans:
             return
         from mltrack.replay import replay_folder
-        from mltrack.spool import try_lock
+        from mltrack.storage.spool import try_lock
 
         now = time.monotonic()
         for folder, when in list(self.orphans.items()):

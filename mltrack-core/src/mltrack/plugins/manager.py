@@ -26,7 +26,7 @@ from mltrack import hookspecs, process_state
 from mltrack.errors import PluginCollisionError, PluginError
 
 if TYPE_CHECKING:
-    from mltrack.sinks import Sink
+    from mltrack.storage.sinks import Sink
 
 logger = logging.getLogger("mltrack.plugins")
 
@@ -86,7 +86,9 @@ REGISTRY_KINDS: dict[str, RegistryKind] = {
         "providers",
         {"local": None, "modal": "modal", "sagemaker": "sagemaker"},
     ),
-    "sinks": RegistryKind("register_sinks", "a mltrack.Sink instance", "mltrack.sinks:validate_sink", "sink", "sinks"),
+    "sinks": RegistryKind(
+        "register_sinks", "a mltrack.Sink instance", "mltrack.storage.sinks:validate_sink", "sink", "sinks"
+    ),
 }
 
 # kind -> the registration hook that fills it

@@ -93,7 +93,7 @@ def _download_uri(uri: str, cache_key: str) -> Path:
     import mlflow.artifacts
 
     from mltrack.config.settings import get_settings
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     target = Path(get_settings().data_dir) / "models" / cache_key
     if (target / "MLmodel").is_file():

@@ -71,8 +71,8 @@ def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     artifact files, which the tests only read.
     """
     import mltrack
-    from mltrack import store
     from mltrack.config import settings as config
+    from mltrack.storage import store
 
     global _store_template
     if _store_template is None or not _store_template.exists():
@@ -134,9 +134,9 @@ class ProviderConformance:
     @pytest.fixture(autouse=True)
     def _conformance_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         import mltrack
-        from mltrack import store
         from mltrack.config import settings as config
         from mltrack.plugins import manager as plugins
+        from mltrack.storage import store
 
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))

@@ -9,8 +9,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mltrack import process_state
-from mltrack.records import Batch, Metric
-from mltrack.sinks import Sink
+from mltrack.storage.records import Batch, Metric
+from mltrack.storage.sinks import Sink
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mltrack.records import Batch, Metric, Param, Tag
+from mltrack.storage.records import Batch, Metric, Param, Tag
 
 Record = Metric | Param | Tag
 

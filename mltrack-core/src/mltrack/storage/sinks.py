@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from mltrack.records import Batch
+from mltrack.storage.records import Batch
 
 
 class Sink(ABC):

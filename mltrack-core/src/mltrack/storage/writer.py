@@ -1,7 +1,7 @@
 """The background writer: one thread per process delivers runs' data to their stores.
 
 Metric points are not queued in memory: the logging call writes them to the run's
-spool (see ``mltrack.spool``) and the writer reads them back from there, at most
+spool (see ``mltrack.storage.spool``) and the writer reads them back from there, at most
 ``MAX_METRICS_PER_BATCH`` at a time, so a backlog of any size (a long store outage)
 costs disk, not the training process's memory, and is sent in full batches once the
 store is back. Params and tags (rare) and metrics of runs without a spool go through
@@ -13,7 +13,7 @@ store write that fails to reach the store is retried with exponential backoff, t
 kept and retried on every later cycle; the error is raised at ``flush``/``end_run``.
 A batch the store *refuses* is split until the refused records are found: every other
 record is delivered, the refused ones go to the quarantine (see
-``mltrack.delivery``), and the run goes on.
+``mltrack.storage.delivery``), and the run goes on.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
-from mltrack.delivery import Item, Quarantine, Refused, classify, deliver_isolating, describe, to_batch
 from mltrack.errors import LoggingFailedError
-from mltrack.records import Batch, Metric, Param, Tag
-from mltrack.sinks import Sink
-from mltrack.spool import REFUSED, SENT, RunSpool, SpoolSlot, quarantine_root
-from mltrack.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+from mltrack.storage.delivery import Item, Quarantine, Refused, classify, deliver_isolating, describe, to_batch
+from mltrack.storage.records import Batch, Metric, Param, Tag
+from mltrack.storage.sinks import Sink
+from mltrack.storage.spool import REFUSED, SENT, RunSpool, SpoolSlot, quarantine_root
+from mltrack.storage.validation import MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 logger = logging.getLogger("mltrack.writer")
 
