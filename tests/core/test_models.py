@@ -155,7 +155,7 @@ def test_models_cli_list_show_alias(sqlite_uri: str) -> None:
 
 
 def test_track_autolog_switches_autologgers_for_one_run(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mltrack.autologging import Autologger
+    from mltrack.tracking.autologging import Autologger
 
     events: list[str] = []
 
@@ -168,7 +168,7 @@ def test_track_autolog_switches_autologgers_for_one_run(sqlite_uri: str, monkeyp
         def disable(self) -> None:
             events.append("off")
 
-    from mltrack import autologging
+    from mltrack.tracking import autologging
 
     monkeypatch.setattr(autologging, "autologgers", lambda: {"recorder": Recorder()})
     manager = mltrack.get_plugin_manager()

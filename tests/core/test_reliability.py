@@ -360,7 +360,7 @@ def test_a_process_killed_while_collecting_context_tags_leaves_a_run_that_sync_m
     sqlite_uri: str,
 ) -> None:
     code = (
-        "import os, time, mltrack, mltrack.runs as runs\n"
+        "import os, time, mltrack, mltrack.tracking.runs as runs\n"
         "def slow_tags(run):\n"
         "    print(run.run_id, flush=True)\n"
         "    time.sleep(60)\n"

@@ -13,24 +13,24 @@ from mltrack._version import __version__
 
 _EXPORTS: dict[str, str] = {
     # tracking
-    "start_run": "mltrack.runs",
-    "end_run": "mltrack.runs",
-    "active_run": "mltrack.runs",
-    "get_run": "mltrack.runs",
-    "flush": "mltrack.runs",
-    "ActiveRun": "mltrack.runs",
-    "log_metric": "mltrack.logging_api",
-    "log_metrics": "mltrack.logging_api",
-    "log_param": "mltrack.logging_api",
-    "log_params": "mltrack.logging_api",
-    "set_tag": "mltrack.logging_api",
-    "set_tags": "mltrack.logging_api",
-    "log_artifact": "mltrack.logging_api",
-    "log_artifacts": "mltrack.logging_api",
-    "log_dict": "mltrack.logging_api",
-    "log_text": "mltrack.logging_api",
-    "track": "mltrack.decorator",
-    "search_runs": "mltrack.queries",
+    "start_run": "mltrack.tracking.runs",
+    "end_run": "mltrack.tracking.runs",
+    "active_run": "mltrack.tracking.runs",
+    "get_run": "mltrack.tracking.runs",
+    "flush": "mltrack.tracking.runs",
+    "ActiveRun": "mltrack.tracking.runs",
+    "log_metric": "mltrack.tracking.logging_api",
+    "log_metrics": "mltrack.tracking.logging_api",
+    "log_param": "mltrack.tracking.logging_api",
+    "log_params": "mltrack.tracking.logging_api",
+    "set_tag": "mltrack.tracking.logging_api",
+    "set_tags": "mltrack.tracking.logging_api",
+    "log_artifact": "mltrack.tracking.logging_api",
+    "log_artifacts": "mltrack.tracking.logging_api",
+    "log_dict": "mltrack.tracking.logging_api",
+    "log_text": "mltrack.tracking.logging_api",
+    "track": "mltrack.tracking.decorator",
+    "search_runs": "mltrack.tracking.queries",
     # models
     "log_model": "mltrack.models",
     "register_model": "mltrack.models",
@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFoundError": "mltrack.models",
     "Flavour": "mltrack.flavours",
     "Predictor": "mltrack.flavours",
-    "autolog": "mltrack.autologging",
+    "autolog": "mltrack.tracking.autologging",
     # deployments
     "deploy": "mltrack.deployments",
     "plan_deployment": "mltrack.deployments",
@@ -57,12 +57,12 @@ _EXPORTS: dict[str, str] = {
     "DeploymentState": "mltrack.providers",
     "DeploymentStatus": "mltrack.providers",
     "ModelRef": "mltrack.providers",
-    "Autologger": "mltrack.autologging",
+    "Autologger": "mltrack.tracking.autologging",
     # experiments
-    "create_experiment": "mltrack.experiments",
-    "get_experiment": "mltrack.experiments",
-    "set_experiment": "mltrack.experiments",
-    "list_experiments": "mltrack.experiments",
+    "create_experiment": "mltrack.tracking.experiments",
+    "get_experiment": "mltrack.tracking.experiments",
+    "set_experiment": "mltrack.tracking.experiments",
+    "list_experiments": "mltrack.tracking.experiments",
     # configuration and plugins
     "configure": "mltrack.config.settings",
     "get_settings": "mltrack.config.settings",
@@ -200,9 +200,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from mltrack.autologging import Autologger, autolog
     from mltrack.config.settings import configure, get_settings
-    from mltrack.decorator import track
     from mltrack.deployments import (
         Deployment,
         delete_deployment,
@@ -236,21 +234,8 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnreachableError,
     )
-    from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment
     from mltrack.flavours import Flavour, Predictor
     from mltrack.hookspecs import hookimpl
-    from mltrack.logging_api import (
-        log_artifact,
-        log_artifacts,
-        log_dict,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        log_text,
-        set_tag,
-        set_tags,
-    )
     from mltrack.models import (
         ModelInfo,
         ModelNotFoundError,
@@ -265,7 +250,22 @@ if TYPE_CHECKING:
     )
     from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
-    from mltrack.queries import search_runs
-    from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run
     from mltrack.storage.records import Batch, Metric, Param, Tag
     from mltrack.storage.sinks import Sink
+    from mltrack.tracking.autologging import Autologger, autolog
+    from mltrack.tracking.decorator import track
+    from mltrack.tracking.experiments import create_experiment, get_experiment, list_experiments, set_experiment
+    from mltrack.tracking.logging_api import (
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        set_tag,
+        set_tags,
+    )
+    from mltrack.tracking.queries import search_runs
+    from mltrack.tracking.runs import ActiveRun, active_run, end_run, flush, get_run, start_run

@@ -152,7 +152,7 @@ def experiments_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def experiments_list(as_json: bool) -> None:
     """List the store's experiments."""
-    from mltrack.experiments import list_experiments
+    from mltrack.tracking.experiments import list_experiments
 
     experiments = list_experiments()
     rows = [
@@ -259,10 +259,10 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """List runs, newest first: short ids, names, experiments and their latest metric values."""
-    from mltrack.queries import search_runs
-    from mltrack.run_ids import short_run_id
-    from mltrack.run_lifecycle import experiment_names
     from mltrack.storage.store import get_store
+    from mltrack.tracking.queries import search_runs
+    from mltrack.tracking.run_ids import short_run_id
+    from mltrack.tracking.run_lifecycle import experiment_names
 
     found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
     names = experiment_names(get_store(), {r.info.experiment_id for r in found})
@@ -326,10 +326,10 @@ def runs_list(
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show a run's info, params, metrics and tags (RUN_ID may be a unique prefix)."""
-    from mltrack.run_ids import resolve_run_id
-    from mltrack.run_lifecycle import experiment_names
-    from mltrack.runs import get_run
     from mltrack.storage.store import get_store
+    from mltrack.tracking.run_ids import resolve_run_id
+    from mltrack.tracking.run_lifecycle import experiment_names
+    from mltrack.tracking.runs import get_run
 
     run = get_run(resolve_run_id(run_id))
     experiment = experiment_names(get_store(), {run.info.experiment_id})[run.info.experiment_id]
@@ -351,7 +351,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 
 
 def _change_line(verb: str, change: Any) -> str:
-    from mltrack.run_ids import short_run_id
+    from mltrack.tracking.run_ids import short_run_id
 
     what = f"run {short_run_id(change.run_id)} ({change.name or 'unnamed'}) in experiment {change.experiment!r}"
     text = f"{verb} {what}" if change.changed else f"{what}: {change.note}"
@@ -362,7 +362,7 @@ def _change_line(verb: str, change: Any) -> str:
 @click.argument("runs", nargs=-1, required=True)
 def runs_delete(runs: tuple[str, ...]) -> None:
     """Delete RUNS (ids or unique prefixes): hidden until `mltrack runs restore`, removed for good by `mltrack gc`."""
-    from mltrack.run_lifecycle import delete_run
+    from mltrack.tracking.run_lifecycle import delete_run
 
     for run in runs:
         click.echo(_change_line("deleted", delete_run(run)))
@@ -372,7 +372,7 @@ def runs_delete(runs: tuple[str, ...]) -> None:
 @click.argument("runs", nargs=-1, required=True)
 def runs_restore(runs: tuple[str, ...]) -> None:
     """Restore deleted RUNS (ids or unique prefixes)."""
-    from mltrack.run_lifecycle import restore_run
+    from mltrack.tracking.run_lifecycle import restore_run
 
     for run in runs:
         click.echo(_change_line("restored", restore_run(run)))
@@ -398,8 +398,8 @@ def gc_command(
     older_than: str | None, run_ids: tuple[str, ...], backend_store_uri: str | None, dry_run: bool, yes: bool
 ) -> None:
     """Remove deleted runs for good: their artifacts, params, metrics and tags (as `mlflow gc`)."""
-    from mltrack.run_ids import short_run_id
-    from mltrack.run_lifecycle import Collector, parse_age
+    from mltrack.tracking.run_ids import short_run_id
+    from mltrack.tracking.run_lifecycle import Collector, parse_age
 
     age_ms = parse_age(older_than) if older_than is not None else 0
     wanted = [part.strip() for value in run_ids for part in value.split(",") if part.strip()] or None
@@ -549,8 +549,8 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     time; the new run id is printed.
     """
     from mltrack.config.settings import get_settings
-    from mltrack.replay import replay_orphans
     from mltrack.storage.spool import read_spool, spool_folders, spool_root, try_lock
+    from mltrack.tracking.replay import replay_orphans
 
     root = spool_root(get_settings().data_dir)
     if dry_run:

@@ -152,10 +152,10 @@ def artifacts_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
     """List the artifacts of RUN_ID (an id or unique prefix) inside folder PATH (default the root)."""
-    from mltrack.experiments import store_errors
-    from mltrack.run_ids import resolve_run_id
-    from mltrack.runs import get_run
     from mltrack.storage.store import get_store
+    from mltrack.tracking.experiments import store_errors
+    from mltrack.tracking.run_ids import resolve_run_id
+    from mltrack.tracking.runs import get_run
 
     run_id = get_run(resolve_run_id(run_id)).info.run_id  # an unknown run is one line naming the store
     store = get_store()
@@ -192,13 +192,13 @@ def artifacts_upload(
 
     A folder keeps its layout under --artifact-path, as mltrack.log_artifacts does.
     """
-    from mltrack.experiments import store_errors
-    from mltrack.logging_api import _check_artifact_path
-    from mltrack.runs import get_run
     from mltrack.storage.store import get_store
+    from mltrack.tracking.experiments import store_errors
+    from mltrack.tracking.logging_api import _check_artifact_path
+    from mltrack.tracking.runs import get_run
 
     _check_artifact_path("--artifact-path", artifact_path)
-    from mltrack.run_ids import resolve_run_id
+    from mltrack.tracking.run_ids import resolve_run_id
 
     run = get_run(resolve_run_id(run_id))
     run_id = run.info.run_id

@@ -53,7 +53,7 @@ _EXPORTS: dict[str, str] = {
     "Metric": "mltrack.storage.records",
     "Param": "mltrack.storage.records",
     "Tag": "mltrack.storage.records",
-    "Autologger": "mltrack.autologging",
+    "Autologger": "mltrack.tracking.autologging",
     # settings and plugins
     "get_settings": "mltrack.config.settings",
     "plugin_settings": "mltrack.plugins.manager",
@@ -78,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     "flatten": "mltrack.storage.validation",
     "SCALAR_TYPES": "mltrack.storage.validation",
     "MAX_PARAM_VALUE_LENGTH": "mltrack.storage.validation",
-    "describe_object": "mltrack.decorator",
+    "describe_object": "mltrack.tracking.decorator",
     # serving
     "create_app": "mltrack.serving.app",
     "load_served_model": "mltrack.serving.loading",
@@ -88,10 +88,10 @@ _EXPORTS: dict[str, str] = {
     # store
     "MlflowStore": "mltrack.storage.store",
     "get_store": "mltrack.storage.store",
-    "store_errors": "mltrack.experiments",
+    "store_errors": "mltrack.tracking.experiments",
     # runs and text
-    "resolve_run_id": "mltrack.run_ids",
-    "short_run_id": "mltrack.run_ids",
+    "resolve_run_id": "mltrack.tracking.run_ids",
+    "short_run_id": "mltrack.tracking.run_ids",
     "mask_secrets": "mltrack.config.secrets",
     "install_hint": "mltrack.plugins.install_hint",
 }
@@ -181,7 +181,7 @@ def refresh_deployment(deployment: Deployment) -> Deployment:
 def run_client(run_id: str | None = None) -> Any:
     """The ``mlflow.MlflowClient`` of the store that the active run (or the run ``run_id`` of
     this process) logs to; raises ``NoActiveRunError`` when there is none."""
-    from mltrack.runs import current_run
+    from mltrack.tracking.runs import current_run
 
     return current_run(run_id).store.client
 
@@ -200,13 +200,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from mltrack.autologging import Autologger
     from mltrack.config.docs import config_table, replace_generated
     from mltrack.config.secrets import mask_secrets
     from mltrack.config.settings import config_error_from, get_settings
-    from mltrack.decorator import describe_object
     from mltrack.deployments import Deployment, resolve_model_ref
-    from mltrack.experiments import store_errors
     from mltrack.flavours import Flavour, Predictor
     from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
     from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
@@ -222,7 +219,6 @@ if TYPE_CHECKING:
         NoSettings,
         Progress,
     )
-    from mltrack.run_ids import resolve_run_id, short_run_id
     from mltrack.serving.app import create_app
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model
@@ -231,3 +227,7 @@ if TYPE_CHECKING:
     from mltrack.storage.sinks import Sink
     from mltrack.storage.store import MlflowStore, get_store
     from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string
+    from mltrack.tracking.autologging import Autologger
+    from mltrack.tracking.decorator import describe_object
+    from mltrack.tracking.experiments import store_errors
+    from mltrack.tracking.run_ids import resolve_run_id, short_run_id

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrack import runs
 from mltrack.errors import InvalidInputError, MLTrackError
 from mltrack.flavours import Flavour, Predictor
-from mltrack.offline import check_registrable
 from mltrack.storage.store import get_store
+from mltrack.tracking import runs
+from mltrack.tracking.offline import check_registrable
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -94,7 +94,7 @@ def log_model(
     from mlflow.models import infer_signature
 
     from mltrack._version import __version__
-    from mltrack.experiments import store_errors
+    from mltrack.tracking.experiments import store_errors
 
     _check_name("name", name)
     if registered_model_name is not None:
@@ -155,8 +155,8 @@ def register_model(
     """Register a model object (logged first) or a model URI under ``name``; returns the version."""
     from mlflow.exceptions import MlflowException
 
-    from mltrack.experiments import store_errors
     from mltrack.storage.validation import check_key, tag_to_string
+    from mltrack.tracking.experiments import store_errors
 
     _check_name("name", name)
     clean_tags = {check_key("tag", k): tag_to_string(k, v) for k, v in (tags or {}).items()}

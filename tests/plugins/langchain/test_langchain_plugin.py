@@ -33,7 +33,7 @@ def test_import_mltrack_and_loading_plugins_do_not_import_langchain() -> None:
         "manager = mltrack.get_plugin_manager()\n"
         "manager.load()\n"
         "from mltrack.models import flavours\n"
-        "from mltrack.autologging import autologgers\n"
+        "from mltrack.tracking.autologging import autologgers\n"
         "names = [sorted(flavours()), sorted(autologgers())]\n"
         "mltrack.autolog('langchain', disable=True)  # never enabled: nothing to undo, nothing imported\n"
         "after_load = [m for m in ('langchain', 'langchain_core') if m in sys.modules]\n"

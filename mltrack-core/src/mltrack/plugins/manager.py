@@ -73,7 +73,7 @@ REGISTRY_KINDS: dict[str, RegistryKind] = {
     "autologgers": RegistryKind(
         "register_autologgers",
         "a mltrack.Autologger instance",
-        "mltrack.autologging:validate_autologger",
+        "mltrack.tracking.autologging:validate_autologger",
         "autologger",
         "autologgers",
         {"sklearn": "sklearn", "torch": "torch", "langchain": "langchain"},

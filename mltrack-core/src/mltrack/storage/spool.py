@@ -25,7 +25,7 @@ random ``spool_id`` that is also set as the run's ``mltrack.spool_id`` tag), so 
 process killed between creating the run and its first logging call still leaves a
 spool that ``mltrack sync`` uses to find the run and mark it ``KILLED``.
 
-An offline run (``mode = "offline"``, see ``mltrack.offline``) has no run in the store at
+An offline run (``mode = "offline"``, see ``mltrack.tracking.offline``) has no run in the store at
 all: its spool, ``<data_dir>/spool/offline-<spool_id>/<pid>-<ns>/``, is its only record,
 and its header holds what ``create_run`` needs (experiment, name, start time, tags). Replay
 creates the run, or finds the one an interrupted replay created, by the ``spool_id`` tag.
@@ -74,7 +74,7 @@ FRAME = struct.Struct("<II")  # payload length, crc32 (after the marker)
 STARTING = "_starting"  # spools whose run is not created yet
 SPOOL_ID_TAG = "mltrack.spool_id"  # set on a run at creation: replay finds it by its spool's id
 REFUSED_TAG = "mltrack.refused"  # what the store refused of a run, and where it is kept
-# Log records addressed to the writer process (see mltrack.writer_process), not data.
+# Log records addressed to the writer process (see mltrack.tracking.writer_process), not data.
 WRITER_RECORDS = {"flush", "open", "close"}
 ACK_FILE = "ack"  # the writer process's answer, in the spool folder
 WRITER_LOCK = "writer.lock"  # held by the writer process while it delivers the spool

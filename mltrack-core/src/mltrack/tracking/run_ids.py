@@ -6,8 +6,8 @@ import re
 from typing import TYPE_CHECKING
 
 from mltrack.errors import MLTrackError, RunNotFoundError
-from mltrack.experiments import store_errors
 from mltrack.storage.store import MlflowStore, get_store
+from mltrack.tracking.experiments import store_errors
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -34,7 +34,12 @@ from mltrack.errors import (
     RunAlreadyActiveError,
     RunNotFoundError,
 )
-from mltrack.offline import (
+from mltrack.plugins.manager import extra_sinks
+from mltrack.storage.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
+from mltrack.storage.store import MlflowSink, MlflowStore, get_store
+from mltrack.storage.validation import check_key, check_run_start, tag_to_string
+from mltrack.storage.writer import TAG, BackgroundWriter, QueueItem
+from mltrack.tracking.offline import (
     ARTIFACTS,
     OfflineStore,
     find_synced_run,
@@ -43,16 +48,11 @@ from mltrack.offline import (
     offline_run_id,
     spool_id_of,
 )
-from mltrack.plugins.manager import extra_sinks
-from mltrack.storage.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
-from mltrack.storage.store import MlflowSink, MlflowStore, get_store
-from mltrack.storage.validation import check_key, check_run_start, tag_to_string
-from mltrack.storage.writer import TAG, BackgroundWriter, QueueItem
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-    from mltrack.writer_process import WriterProcessClient
+    from mltrack.tracking.writer_process import WriterProcessClient
 
 logger = logging.getLogger("mltrack.runs")
 
@@ -167,7 +167,7 @@ def _writer_process_client(settings: Any) -> WriterProcessClient | None:
     """The client of a writer process, or None where none can start (no UNIX sockets, an
     embedded interpreter whose ``sys.executable`` is not Python): logging must not fail the
     job, so the thread writer takes over, with one warning."""
-    from mltrack.writer_process import WriterProcessClient
+    from mltrack.tracking.writer_process import WriterProcessClient
 
     try:
         return WriterProcessClient(settings)
@@ -281,7 +281,7 @@ def replay_orphans_once(store: MlflowStore) -> None:
     settings = get_settings()
     if not settings.spool:
         return
-    from mltrack.replay import replay_orphans
+    from mltrack.tracking.replay import replay_orphans
 
     try:
         reports = replay_orphans(
@@ -314,7 +314,7 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
         return _synced_run(store, run_id)
     from mlflow.exceptions import MlflowException
 
-    from mltrack.experiments import store_errors
+    from mltrack.tracking.experiments import store_errors
 
     try:
         with store_errors(store):
@@ -335,8 +335,8 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
 def _synced_run(store: MlflowStore, run_id: str) -> Run:
     """The run that offline run ``run_id`` was synced to (the offline error until then)."""
     from mltrack.config.settings import get_settings
-    from mltrack.experiments import store_errors
     from mltrack.storage.spool import read_spool_header
+    from mltrack.tracking.experiments import store_errors
 
     settings = get_settings()
     folder = spool_root(settings.data_dir) / run_id
@@ -375,7 +375,7 @@ def start_run(
     ``mode="offline"`` (default: the ``mode`` setting) records the run only in the local
     spool, without contacting the store; ``mltrack sync`` creates it there later.
     """
-    from mltrack.experiments import resolve_experiment_id, store_errors
+    from mltrack.tracking.experiments import resolve_experiment_id, store_errors
 
     parent = _stack.get()[-1] if _stack.get() else None
     if parent is not None and not nested and run_id is None:
@@ -536,8 +536,8 @@ def _start_offline(
     tracking_uri: str | None,
 ) -> ActiveRun:
     """A run recorded only in a new spool, which holds what ``create_run`` will need."""
-    from mltrack import experiments
     from mltrack.config.settings import get_settings
+    from mltrack.tracking import experiments
 
     settings = get_settings()
     name: str | None = None
@@ -631,8 +631,8 @@ def end_run(
     for child in reversed(children):
         end_run(status, run=child, error=error, timeout=timeout)
     from mltrack.config.settings import get_settings
-    from mltrack.experiments import store_errors
     from mltrack.plugins.manager import get_plugin_manager
+    from mltrack.tracking.experiments import store_errors
 
     # Observers run first, while the run still accepts data, so they can log final values.
     for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
@@ -813,8 +813,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _deliver_dead_workers(run: ActiveRun) -> None:
     """Send what forked workers of the run left in their spools when they died before
     draining (``with Pool() as pool:`` SIGTERMs its workers on the way out)."""
-    from mltrack.replay import replay_folder
     from mltrack.storage.spool import try_lock
+    from mltrack.tracking.replay import replay_folder
 
     if run.spool is None:
         return

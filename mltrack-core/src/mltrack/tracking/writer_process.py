@@ -216,7 +216,7 @@ class WriterProcessClient:
             # A session of its own: Ctrl-C of the job's process group must not kill the
             # writer before it has drained.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mltrack.writer_process"],
+                [sys.executable, "-m", "mltrack.tracking.writer_process"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -583,7 +583,7 @@ class WriterProcess:
         """Its process ended the run and removed the spool, or let go of it (a failed
         ``end_run``), or died: in the last two cases the spool is left to replay, ours only
         while the run goes on in another process."""
-        from mltrack.replay import live_rank_exists
+        from mltrack.tracking.replay import live_rank_exists
 
         if tracked.closed_status is not None and tracked.opened:
             self.writer.close_run(tracked.run_id or "", tracked.closed_status)
@@ -598,8 +598,8 @@ class WriterProcess:
     def _retry_orphans(self) -> None:
         if not self.orphans:
             return
-        from mltrack.replay import replay_folder
         from mltrack.storage.spool import try_lock
+        from mltrack.tracking.replay import replay_folder
 
         now = time.monotonic()
         for folder, when in list(self.orphans.items()):

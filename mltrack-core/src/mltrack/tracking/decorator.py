@@ -22,9 +22,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from mltrack import runs
-from mltrack.logging_api import log_metrics, log_params, log_text, set_tags
 from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, flatten
+from mltrack.tracking import runs
+from mltrack.tracking.logging_api import log_metrics, log_params, log_text, set_tags
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,7 +110,7 @@ class _TrackedCall:
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[runs.ActiveRun, float]:
         opts = self.options
         if opts["autolog"]:
-            from mltrack.autologging import autolog, enabled
+            from mltrack.tracking.autologging import autolog, enabled
 
             before = enabled()
             switched = autolog(*([] if opts["autolog"] is True else list(opts["autolog"])))
@@ -139,7 +139,7 @@ class _TrackedCall:
         # only what this call switched on: a global mltrack.autolog() stays on
         switched = self._switched_on.pop(run.run_id, [])
         if switched:
-            from mltrack.autologging import autolog
+            from mltrack.tracking.autologging import autolog
 
             autolog(*switched, disable=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mltrack.errors import InvalidInputError
-from mltrack.experiments import get_experiment, store_errors
 from mltrack.storage.store import get_store
+from mltrack.tracking.experiments import get_experiment, store_errors
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -26,7 +26,7 @@ def search_runs(
     ``experiments`` are names or ids (default: every experiment). Queued data is
     flushed first, so a run's own logging calls are visible.
     """
-    from mltrack.runs import flush
+    from mltrack.tracking.runs import flush
 
     if not isinstance(max_results, int) or max_results < 1:
         raise InvalidInputError("max_results", max_results, "must be a positive int")

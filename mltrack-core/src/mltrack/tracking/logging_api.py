@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mltrack import runs
 from mltrack.errors import InvalidInputError, InvalidParamValueError, SpoolWriteError
 from mltrack.storage.validation import (
     INT64_MAX,
@@ -37,6 +36,7 @@ from mltrack.storage.validation import (
     tag_to_string,
 )
 from mltrack.storage.writer import METRIC, PARAM, TAG
+from mltrack.tracking import runs
 
 _metric_keys = _valid_keys["metric"]
 _isfinite = math.isfinite
@@ -238,7 +238,7 @@ def log_artifact(
     _check_artifact_path("artifact_path", artifact_path)
     if "#" in path.name:  # the server's artifact proxy refuses it in the upload path
         raise refuse(InvalidInputError, "local_path", str(path), "has a '#' in its file name", hint="rename the file")
-    from mltrack.experiments import store_errors
+    from mltrack.tracking.experiments import store_errors
 
     with store_errors(run.store):
         run.store.client.log_artifact(run.run_id, str(path), artifact_path)
@@ -253,7 +253,7 @@ def log_artifacts(
     if not path.is_dir():
         raise refuse(InvalidInputError, "local_dir", str(path), "is not an existing directory")
     _check_artifact_path("artifact_path", artifact_path)
-    from mltrack.experiments import store_errors
+    from mltrack.tracking.experiments import store_errors
 
     with store_errors(run.store):
         run.store.client.log_artifacts(run.run_id, str(path), artifact_path)
@@ -274,7 +274,7 @@ def _log_content(run: runs.ActiveRun, content: str, artifact_dir: str, name: str
     with tempfile.TemporaryDirectory(prefix="mltrack-") as tmp:
         target = Path(tmp) / name
         target.write_text(content, encoding="utf-8")
-        from mltrack.experiments import store_errors
+        from mltrack.tracking.experiments import store_errors
 
         with store_errors(run.store):
             run.store.client.log_artifact(run.run_id, str(target), artifact_dir or None)

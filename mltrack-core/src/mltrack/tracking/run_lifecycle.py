@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import InvalidInputError, MLTrackError
-from mltrack.experiments import store_errors
-from mltrack.run_ids import resolve_run_id
-from mltrack.runs import get_run
 from mltrack.storage.store import MlflowStore, get_store
+from mltrack.tracking.experiments import store_errors
+from mltrack.tracking.run_ids import resolve_run_id
+from mltrack.tracking.runs import get_run
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -7,7 +7,7 @@ store, or damage in the middle of its files) is moved to
 ``<data_dir>/quarantine/spools/`` with a ``report.json`` after whatever could be read
 was delivered, so nothing is deleted while it may still hold data.
 
-An offline run's spool (see ``mltrack.offline``) also creates its run: in the experiment it
+An offline run's spool (see ``mltrack.tracking.offline``) also creates its run: in the experiment it
 names (created if missing), with its original start time, name and tags, and the tag
 ``mltrack.spool_id``, by which a replay that was interrupted and is run again finds the run
 instead of creating another. Its artifacts are uploaded after its data.
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from mltrack.errors import ExperimentNotFoundError
-from mltrack.offline import ARTIFACTS, find_synced_run, is_offline_run_id, offline_run_id, spool_id_of
 from mltrack.storage.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
 from mltrack.storage.records import Metric, Param, Tag
 from mltrack.storage.spool import (
@@ -41,6 +40,7 @@ from mltrack.storage.spool import (
     try_lock,
 )
 from mltrack.storage.writer import _items_in_parts
+from mltrack.tracking.offline import ARTIFACTS, find_synced_run, is_offline_run_id, offline_run_id, spool_id_of
 
 logger = logging.getLogger("mltrack.replay")
 
@@ -171,7 +171,7 @@ def _from_store(exc: BaseException) -> bool:
 
 def _offline_run(store: Any, contents: SpoolContents, report: ReplayReport) -> str:
     """The run of an offline spool: the one a previous replay created, else a new one."""
-    from mltrack.experiments import get_experiment_by_id, get_or_create_experiment_id
+    from mltrack.tracking.experiments import get_experiment_by_id, get_or_create_experiment_id
 
     header = contents.header
     offline, spool_id = header["offline"], header.get("spool_id")
