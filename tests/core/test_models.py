@@ -15,8 +15,8 @@ from conftest import run_cli
 from mlflow.models import infer_signature
 
 import mltrack
-from mltrack.flavours import Flavour
-from mltrack.python_flavour import PythonFlavour
+from mltrack.models.flavours import Flavour
+from mltrack.models.python_flavour import PythonFlavour
 from mltrack.testing.flavours import FlavourConformance
 
 FRAME = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, 0.0, -1.0]})
@@ -228,7 +228,7 @@ def test_models_whose_names_hold_quotes_or_backslashes_load_list_and_show(tracki
 
 
 def test_registering_an_object_outside_a_run_keeps_its_run_off_the_default_experiment(sqlite_uri: str) -> None:
-    from mltrack.models import REGISTRATION_EXPERIMENT
+    from mltrack.models.registry import REGISTRATION_EXPERIMENT
 
     first = mltrack.register_model(model=lambda rows: rows, name="loose")
     second = mltrack.register_model(model=lambda rows: rows, name="loose")

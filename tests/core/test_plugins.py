@@ -29,7 +29,7 @@ import mltrack
 from mltrack import hookspecs
 from mltrack.errors import PluginCollisionError, PluginError
 from mltrack.extend import get_flavour
-from mltrack.flavours import Flavour
+from mltrack.models.flavours import Flavour
 from mltrack.plugins.manager import PluginManager, get_plugin_manager
 from mltrack.storage.sinks import Sink
 

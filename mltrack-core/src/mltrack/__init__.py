@@ -32,18 +32,18 @@ _EXPORTS: dict[str, str] = {
     "track": "mltrack.tracking.decorator",
     "search_runs": "mltrack.tracking.queries",
     # models
-    "log_model": "mltrack.models",
-    "register_model": "mltrack.models",
-    "load_model": "mltrack.models",
-    "load_predictor": "mltrack.models",
-    "set_alias": "mltrack.models",
-    "delete_alias": "mltrack.models",
-    "list_models": "mltrack.models",
-    "list_versions": "mltrack.models",
-    "ModelInfo": "mltrack.models",
-    "ModelNotFoundError": "mltrack.models",
-    "Flavour": "mltrack.flavours",
-    "Predictor": "mltrack.flavours",
+    "log_model": "mltrack.models.registry",
+    "register_model": "mltrack.models.registry",
+    "load_model": "mltrack.models.registry",
+    "load_predictor": "mltrack.models.registry",
+    "set_alias": "mltrack.models.registry",
+    "delete_alias": "mltrack.models.registry",
+    "list_models": "mltrack.models.registry",
+    "list_versions": "mltrack.models.registry",
+    "ModelInfo": "mltrack.models.registry",
+    "ModelNotFoundError": "mltrack.models.registry",
+    "Flavour": "mltrack.models.flavours",
+    "Predictor": "mltrack.models.flavours",
     "autolog": "mltrack.tracking.autologging",
     # deployments
     "deploy": "mltrack.deployments",
@@ -234,9 +234,9 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnreachableError,
     )
-    from mltrack.flavours import Flavour, Predictor
     from mltrack.hookspecs import hookimpl
-    from mltrack.models import (
+    from mltrack.models.flavours import Flavour, Predictor
+    from mltrack.models.registry import (
         ModelInfo,
         ModelNotFoundError,
         delete_alias,

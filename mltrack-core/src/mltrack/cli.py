@@ -438,7 +438,7 @@ def models_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def models_list(as_json: bool) -> None:
     """List registered models with their latest version and aliases."""
-    from mltrack.models import list_models, list_versions
+    from mltrack.models.registry import list_models, list_versions
 
     rows: list[dict[str, Any]] = []
     for model in list_models():
@@ -467,7 +467,7 @@ def models_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def models_show(name: str, as_json: bool) -> None:
     """Show a registered model's versions, the run each came from, tags and aliases."""
-    from mltrack.models import _registered, list_versions
+    from mltrack.models.registry import _registered, list_versions
 
     model = _registered(name)
     aliases: dict[str, list[str]] = {}
@@ -507,7 +507,7 @@ def models_show(name: str, as_json: bool) -> None:
 @click.argument("version", type=int)
 def models_alias(name: str, alias: str, version: int) -> None:
     """Point ALIAS of model NAME at VERSION (e.g. `mltrack models alias churn champion 3`)."""
-    from mltrack.models import set_alias
+    from mltrack.models.registry import set_alias
 
     set_alias(name, alias, version)
     click.echo(f"{name}@{alias.lstrip('@')} -> version {version}")

@@ -377,7 +377,7 @@ class LogProgress:
 
 def resolve_model_ref(model_name: str, version: int | str = "latest") -> ModelRef:
     """The registered model version a deployment would serve (an unknown one raises, listing what exists)."""
-    from mltrack.models import resolve_version
+    from mltrack.models.registry import resolve_version
     from mltrack.storage.store import get_store
 
     resolved = resolve_version(model_name, version)

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     # contract types
-    "Flavour": "mltrack.flavours",
-    "Predictor": "mltrack.flavours",
+    "Flavour": "mltrack.models.flavours",
+    "Predictor": "mltrack.models.flavours",
     "DeployProvider": "mltrack.providers",
     "DeployPlan": "mltrack.providers",
     "DeploymentStatus": "mltrack.providers",
@@ -60,14 +60,14 @@ _EXPORTS: dict[str, str] = {
     "config_error_from": "mltrack.config.settings",
     "get_plugin_manager": "mltrack.plugins.manager",
     # models
-    "resolve_version": "mltrack.models",
-    "model_versions": "mltrack.models",
-    "flavour_of": "mltrack.models",
-    "get_flavour": "mltrack.models",
-    "flavour_distribution": "mltrack.model_env",
-    "model_environment": "mltrack.model_env",
-    "ModelEnvironment": "mltrack.model_env",
-    "requirement_applies": "mltrack.model_env",
+    "resolve_version": "mltrack.models.registry",
+    "model_versions": "mltrack.models.registry",
+    "flavour_of": "mltrack.models.registry",
+    "get_flavour": "mltrack.models.registry",
+    "flavour_distribution": "mltrack.models.environment",
+    "model_environment": "mltrack.models.environment",
+    "ModelEnvironment": "mltrack.models.environment",
+    "requirement_applies": "mltrack.models.environment",
     # deployments
     "resolve_model_ref": "mltrack.deployments",
     "config_table": "mltrack.config.docs",
@@ -166,7 +166,7 @@ def download_model_version(version: Any) -> Path:
 
     This is the download ``mltrack.load_model`` uses: a plugin's own loader gets the same cache.
     """
-    from mltrack.models import _download
+    from mltrack.models.registry import _download
 
     return _download(version)
 
@@ -204,9 +204,14 @@ if TYPE_CHECKING:
     from mltrack.config.secrets import mask_secrets
     from mltrack.config.settings import config_error_from, get_settings
     from mltrack.deployments import Deployment, resolve_model_ref
-    from mltrack.flavours import Flavour, Predictor
-    from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
-    from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
+    from mltrack.models.environment import (
+        ModelEnvironment,
+        flavour_distribution,
+        model_environment,
+        requirement_applies,
+    )
+    from mltrack.models.flavours import Flavour, Predictor
+    from mltrack.models.registry import flavour_of, get_flavour, model_versions, resolve_version
     from mltrack.plugins.install_hint import install_hint
     from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command

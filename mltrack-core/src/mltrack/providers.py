@@ -78,7 +78,7 @@ class ModelRef:
 
     def download(self) -> Path:
         """The model's local MLflow model directory (downloaded once, then cached)."""
-        from mltrack.models import _download, resolve_version
+        from mltrack.models.registry import _download, resolve_version
 
         return _download(resolve_version(self.name, self.version))
 

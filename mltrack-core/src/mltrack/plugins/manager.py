@@ -65,7 +65,7 @@ REGISTRY_KINDS: dict[str, RegistryKind] = {
     "flavours": RegistryKind(
         "register_flavours",
         "a mltrack.Flavour instance",
-        "mltrack.flavours:validate_flavour",
+        "mltrack.models.flavours:validate_flavour",
         "flavour",
         "flavours",
         {"python": None, "sklearn": "sklearn", "torch": "torch", "langchain": "langchain"},

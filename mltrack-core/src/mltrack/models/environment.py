@@ -80,7 +80,7 @@ class ModelEnvironment:
         """The name of the model's flavour (MLTrack's tag, else MLflow's flavour keys); None when unknown."""
         if not (self.model_dir / "MLmodel").is_file():
             return None
-        from mltrack.models import flavour_of
+        from mltrack.models.registry import flavour_of
 
         try:
             return flavour_of(self.model_dir).name

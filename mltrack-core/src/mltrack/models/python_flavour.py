@@ -7,7 +7,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from mltrack.flavours import Flavour
+from mltrack.models.flavours import Flavour
 
 
 def _accepts_params(func: Any) -> bool:

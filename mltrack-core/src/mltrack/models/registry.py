@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import InvalidInputError, MLTrackError
-from mltrack.flavours import Flavour, Predictor
+from mltrack.models.flavours import Flavour, Predictor
 from mltrack.storage.store import get_store
 from mltrack.tracking import runs
 from mltrack.tracking.offline import check_registrable
