@@ -452,8 +452,8 @@ def save_deployment_record(store: CliStore | None = None, **changes: Any) -> str
 
     import mlflow
 
-    from mltrack.deployments import Deployment, save_record
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import Deployment, save_record
+    from mltrack.deployment.providers import DeploymentState
 
     client = mlflow.MlflowClient(store.uri if store else None)
     name = store.name("scorer") if store else "scorer"

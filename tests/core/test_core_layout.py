@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import grimp
 import pytest
+
+import mltrack
+
+CORE = Path(mltrack.__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +99,12 @@ def test_no_import_cycle_between_the_modules_of_the_core(graph: grimp.ImportGrap
             edges.get(child, set()).discard(package)
     cycle = _cycle(edges, edges)
     assert cycle is None, "import cycle in mltrack:\n" + _explain(graph, cycle or [], module)
+
+
+def test_no_module_of_the_core_shadows_a_name_of_the_user_api() -> None:
+    # importing mltrack.x.y binds the attribute x of mltrack to the subpackage, which then hides
+    # the lazy re-export of the same name: a package `mltrack/deploy/` would turn mltrack.deploy,
+    # the function, into a module (hence `mltrack/deployment/`)
+    children = {p.stem for p in CORE.glob("*.py")} | {p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
+    clash = sorted(children & set(mltrack.__all__))
+    assert not clash, f"core modules named like names of the user API (mltrack.__all__): {clash}; rename the module"

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import mltrack
 from mltrack.cli_deploy import parse_config
-from mltrack.deployments import (
+from mltrack.deployment.deployments import (
     Deployment,
     default_name,
     delete_deployment,
@@ -29,6 +29,14 @@ from mltrack.deployments import (
     list_deployments,
     plan_deployment,
     to_scoring_payload,
+)
+from mltrack.deployment.providers import (
+    DeploymentState,
+    DeploymentStatus,
+    DeployPlan,
+    DeployProvider,
+    ModelRef,
+    Progress,
 )
 from mltrack.errors import (
     CredentialsMissingError,
@@ -40,7 +48,6 @@ from mltrack.errors import (
 )
 from mltrack.plugins import manager as plugins
 from mltrack.plugins.install_hint import install_hint
-from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 
 
 class MemoryConfig(BaseModel):
@@ -338,7 +345,7 @@ def test_deployment_names_are_checked_and_default_to_the_model_name(memory_provi
 
 
 def test_a_provider_class_that_does_not_forbid_unknown_config_fields_is_refused() -> None:
-    from mltrack.providers import validate_provider
+    from mltrack.deployment.providers import validate_provider
 
     class Loose(BaseModel):
         x: int = 1
@@ -354,7 +361,7 @@ def test_a_provider_class_that_does_not_forbid_unknown_config_fields_is_refused(
 
 
 def test_the_local_provider_is_built_in() -> None:
-    from mltrack.deployments import providers
+    from mltrack.deployment.deployments import providers
 
     assert "local" in providers()
 

@@ -98,7 +98,7 @@ def named(kind: str, name: str) -> Any:
     if kind == "flavours":
         return NamedFlavour(name)
     if kind == "deploy_providers":
-        from mltrack.local_provider import LocalProvider
+        from mltrack.deployment.local_provider import LocalProvider
 
         return type(f"Provider_{name}", (LocalProvider,), {"name": name})
     return Named(name)

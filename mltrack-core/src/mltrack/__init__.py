@@ -46,17 +46,17 @@ _EXPORTS: dict[str, str] = {
     "Predictor": "mltrack.models.flavours",
     "autolog": "mltrack.tracking.autologging",
     # deployments
-    "deploy": "mltrack.deployments",
-    "plan_deployment": "mltrack.deployments",
-    "list_deployments": "mltrack.deployments",
-    "get_deployment": "mltrack.deployments",
-    "delete_deployment": "mltrack.deployments",
-    "Deployment": "mltrack.deployments",
-    "DeployProvider": "mltrack.providers",
-    "DeployPlan": "mltrack.providers",
-    "DeploymentState": "mltrack.providers",
-    "DeploymentStatus": "mltrack.providers",
-    "ModelRef": "mltrack.providers",
+    "deploy": "mltrack.deployment.deployments",
+    "plan_deployment": "mltrack.deployment.deployments",
+    "list_deployments": "mltrack.deployment.deployments",
+    "get_deployment": "mltrack.deployment.deployments",
+    "delete_deployment": "mltrack.deployment.deployments",
+    "Deployment": "mltrack.deployment.deployments",
+    "DeployProvider": "mltrack.deployment.providers",
+    "DeployPlan": "mltrack.deployment.providers",
+    "DeploymentState": "mltrack.deployment.providers",
+    "DeploymentStatus": "mltrack.deployment.providers",
+    "ModelRef": "mltrack.deployment.providers",
     "Autologger": "mltrack.tracking.autologging",
     # experiments
     "create_experiment": "mltrack.tracking.experiments",
@@ -201,7 +201,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from mltrack.config.settings import configure, get_settings
-    from mltrack.deployments import (
+    from mltrack.deployment.deployments import (
         Deployment,
         delete_deployment,
         deploy,
@@ -209,6 +209,7 @@ if TYPE_CHECKING:
         list_deployments,
         plan_deployment,
     )
+    from mltrack.deployment.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.errors import (
         ConfigError,
         CredentialsMissingError,
@@ -249,7 +250,6 @@ if TYPE_CHECKING:
         set_alias,
     )
     from mltrack.plugins.manager import get_plugin_manager, plugin_settings
-    from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.storage.records import Batch, Metric, Param, Tag
     from mltrack.storage.sinks import Sink
     from mltrack.tracking.autologging import Autologger, autolog

@@ -77,6 +77,6 @@ def infer_flavour(model: Any) -> str | None:
 
 @hookimpl
 def register_deploy_providers(register: Any) -> None:
-    from mltrack.local_provider import LocalProvider
+    from mltrack.deployment.local_provider import LocalProvider
 
     register(LocalProvider)

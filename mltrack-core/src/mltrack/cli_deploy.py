@@ -125,7 +125,7 @@ def deploy_command(
     as_json: bool,
 ) -> None:
     """Deploy a registered MODEL version with a provider."""
-    from mltrack.deployments import deploy, plan_deployment
+    from mltrack.deployment.deployments import deploy, plan_deployment
 
     config = parse_config(config_pairs)
     if plan_only:
@@ -171,7 +171,7 @@ def deployments_list(
     provider: str | None, model_name: str | None, include_history: bool, cached: bool, as_json: bool
 ) -> None:
     """List recorded deployments with their live status."""
-    from mltrack.deployments import list_deployments, refresh
+    from mltrack.deployment.deployments import list_deployments, refresh
 
     records = list_deployments(provider, model_name, include_history=include_history)
     if not cached:
@@ -211,8 +211,8 @@ def _refresh_quietly(refresh: Any, record: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def deployments_status(deployment_id: str, wait: bool, timeout: float, as_json: bool) -> None:
     """Show a deployment's live status (exit code 1 unless it is ready)."""
-    from mltrack.deployments import get_deployment, refresh, wait_until_final
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import get_deployment, refresh, wait_until_final
+    from mltrack.deployment.providers import DeploymentState
 
     deployment = refresh(get_deployment(deployment_id))
     if wait and not deployment.state.is_final:
@@ -227,7 +227,7 @@ def deployments_status(deployment_id: str, wait: bool, timeout: float, as_json: 
 @click.option("--tail", "-n", default=100, show_default=True, type=click.IntRange(min=1))
 def deployments_logs(deployment_id: str, tail: int) -> None:
     """Print the last lines of a deployment's server log."""
-    from mltrack.deployments import get_deployment
+    from mltrack.deployment.deployments import get_deployment
 
     for line in get_deployment(deployment_id).logs(tail):
         click.echo(line)
@@ -239,7 +239,7 @@ def deployments_logs(deployment_id: str, tail: int) -> None:
 @click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False), default=None, help="JSON file.")
 def deployments_predict(deployment_id: str, data: str | None, path: str | None) -> None:
     """Send one request to a deployment and print its predictions as JSON."""
-    from mltrack.deployments import get_deployment
+    from mltrack.deployment.deployments import get_deployment
     from mltrack.errors import InvalidInputError
 
     if data is not None and path is not None:
@@ -265,8 +265,8 @@ def deployments_predict(deployment_id: str, data: str | None, path: str | None) 
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def deployments_delete(deployment_id: str | None, delete_all: bool, provider: str | None, as_json: bool) -> None:
     """Remove a deployment, or --all of them (deleting a deleted one succeeds)."""
-    from mltrack.deployments import delete_deployment, list_deployments
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import delete_deployment, list_deployments
+    from mltrack.deployment.providers import DeploymentState
 
     if delete_all == (deployment_id is not None):
         raise click.UsageError("give one DEPLOYMENT_ID or --all")

@@ -37,17 +37,17 @@ _EXPORTS: dict[str, str] = {
     # contract types
     "Flavour": "mltrack.models.flavours",
     "Predictor": "mltrack.models.flavours",
-    "DeployProvider": "mltrack.providers",
-    "DeployPlan": "mltrack.providers",
-    "DeploymentStatus": "mltrack.providers",
-    "DeploymentState": "mltrack.providers",
-    "ModelRef": "mltrack.providers",
-    "Progress": "mltrack.providers",
-    "NoSettings": "mltrack.providers",
-    "ProcessProvider": "mltrack.process_provider",
-    "ProcessDeploymentConfig": "mltrack.process_provider",
-    "serve_command": "mltrack.process_provider",
-    "Deployment": "mltrack.deployments",
+    "DeployProvider": "mltrack.deployment.providers",
+    "DeployPlan": "mltrack.deployment.providers",
+    "DeploymentStatus": "mltrack.deployment.providers",
+    "DeploymentState": "mltrack.deployment.providers",
+    "ModelRef": "mltrack.deployment.providers",
+    "Progress": "mltrack.deployment.providers",
+    "NoSettings": "mltrack.deployment.providers",
+    "ProcessProvider": "mltrack.deployment.process_provider",
+    "ProcessDeploymentConfig": "mltrack.deployment.process_provider",
+    "serve_command": "mltrack.deployment.process_provider",
+    "Deployment": "mltrack.deployment.deployments",
     "Sink": "mltrack.storage.sinks",
     "Batch": "mltrack.storage.records",
     "Metric": "mltrack.storage.records",
@@ -69,7 +69,7 @@ _EXPORTS: dict[str, str] = {
     "ModelEnvironment": "mltrack.models.environment",
     "requirement_applies": "mltrack.models.environment",
     # deployments
-    "resolve_model_ref": "mltrack.deployments",
+    "resolve_model_ref": "mltrack.deployment.deployments",
     "config_table": "mltrack.config.docs",
     "replace_generated": "mltrack.config.docs",
     # the loggable-param rule
@@ -173,7 +173,7 @@ def download_model_version(version: Any) -> Path:
 
 def refresh_deployment(deployment: Deployment) -> Deployment:
     """``deployment`` with its status asked from its provider now (the record is updated too)."""
-    from mltrack.deployments import refresh
+    from mltrack.deployment.deployments import refresh
 
     return refresh(deployment)
 
@@ -203,7 +203,17 @@ if TYPE_CHECKING:
     from mltrack.config.docs import config_table, replace_generated
     from mltrack.config.secrets import mask_secrets
     from mltrack.config.settings import config_error_from, get_settings
-    from mltrack.deployments import Deployment, resolve_model_ref
+    from mltrack.deployment.deployments import Deployment, resolve_model_ref
+    from mltrack.deployment.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
+    from mltrack.deployment.providers import (
+        DeploymentState,
+        DeploymentStatus,
+        DeployPlan,
+        DeployProvider,
+        ModelRef,
+        NoSettings,
+        Progress,
+    )
     from mltrack.models.environment import (
         ModelEnvironment,
         flavour_distribution,
@@ -214,16 +224,6 @@ if TYPE_CHECKING:
     from mltrack.models.registry import flavour_of, get_flavour, model_versions, resolve_version
     from mltrack.plugins.install_hint import install_hint
     from mltrack.plugins.manager import get_plugin_manager, plugin_settings
-    from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
-    from mltrack.providers import (
-        DeploymentState,
-        DeploymentStatus,
-        DeployPlan,
-        DeployProvider,
-        ModelRef,
-        NoSettings,
-        Progress,
-    )
     from mltrack.serving.app import create_app
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model

@@ -22,8 +22,8 @@ def save_scorer_record(uri: str, folder: Path, **changes: Any) -> None:
 
     from mlflow import MlflowClient
 
-    from mltrack.deployments import Deployment, save_record
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import Deployment, save_record
+    from mltrack.deployment.providers import DeploymentState
 
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(client.create_experiment("deploy-ui"))

@@ -81,7 +81,7 @@ REGISTRY_KINDS: dict[str, RegistryKind] = {
     "deploy_providers": RegistryKind(
         "register_deploy_providers",
         "a mltrack.DeployProvider subclass",
-        "mltrack.providers:validate_provider",
+        "mltrack.deployment.providers:validate_provider",
         "deploy provider",
         "providers",
         {"local": None, "modal": "modal", "sagemaker": "sagemaker"},

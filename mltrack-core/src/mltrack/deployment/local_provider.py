@@ -7,10 +7,10 @@ once ``/health`` answers (or raises, with the log's last lines, after stopping t
 A redeploy of the same name starts the new server first and stops the old one after the new
 one is ready, unless both want the same port.
 
-It is a ``ProcessProvider`` (``mltrack.process_provider``), the helper any provider of the
+It is a ``ProcessProvider`` (``mltrack.deployment.process_provider``), the helper any provider of the
 "a process I start" kind builds on: that module holds the process-group handling, the health
 wait and the state folder ``<data_dir>/deployments/local/``. This one says how to start the
-server. ``mltrack.deployments`` holds a lock per name around plan, start and record, so two
+server. ``mltrack.deployment.deployments`` holds a lock per name around plan, start and record, so two
 deploys of one name take turns.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mltrack.process_provider import (
+from mltrack.deployment.process_provider import (
     HEALTH_TIMEOUT_S,
     KILL_TIMEOUT_S,
     STOP_TIMEOUT_S,

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from mltrack.errors import PluginError
 
 if TYPE_CHECKING:
-    from mltrack.deployments import Deployment
+    from mltrack.deployment.deployments import Deployment
 
 
 class DeploymentState(str, enum.Enum):

@@ -34,19 +34,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from mltrack.errors import (
-    DeploymentError,
-    DeploymentNotFoundError,
-    DeployTimeoutError,
-    InvalidInputError,
-)
-from mltrack.providers import (
+from mltrack.deployment.providers import (
     DeploymentState,
     DeploymentStatus,
     DeployPlan,
     DeployProvider,
     ModelRef,
     Progress,
+)
+from mltrack.errors import (
+    DeploymentError,
+    DeploymentNotFoundError,
+    DeployTimeoutError,
+    InvalidInputError,
 )
 
 if sys.platform != "win32":

@@ -39,13 +39,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mltrack.deployment.providers import (
+    DeploymentState,
+    DeploymentStatus,
+    DeployPlan,
+    DeployProvider,
+    ModelRef,
+    Progress,
+)
 from mltrack.errors import DeploymentError
-from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
 from mltrack.serving.client import check_health, invoke
 from mltrack.serving.server import ACCESS_LOG_ENV
 
 if TYPE_CHECKING:
-    from mltrack.deployments import Deployment
+    from mltrack.deployment.deployments import Deployment
 
 __all__ = [
     "ProcessDeploymentConfig",
