@@ -108,3 +108,14 @@ def test_no_module_of_the_core_shadows_a_name_of_the_user_api() -> None:
     children = {p.stem for p in CORE.glob("*.py")} | {p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
     clash = sorted(children & set(mltrack.__all__))
     assert not clash, f"core modules named like names of the user API (mltrack.__all__): {clash}; rename the module"
+
+
+def test_the_module_that_logged_python_models_name_stays_where_it_was() -> None:
+    # a model logged with the python flavour holds this cloudpickled wrapper, which refers to
+    # functions of its module by module name: moving the module breaks loading every such model
+    import cloudpickle
+
+    from mltrack.python_flavour import PythonFlavour
+
+    pickled = cloudpickle.dumps(PythonFlavour()._python_model(lambda rows: rows))
+    assert b"mltrack.python_flavour" in pickled

@@ -16,7 +16,7 @@ from mlflow.models import infer_signature
 
 import mltrack
 from mltrack.models.flavours import Flavour
-from mltrack.models.python_flavour import PythonFlavour
+from mltrack.python_flavour import PythonFlavour
 from mltrack.testing.flavours import FlavourConformance
 
 FRAME = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, 0.0, -1.0]})

@@ -62,7 +62,7 @@ def run_context_tags(run: Any) -> dict[str, str]:
 
 @hookimpl
 def register_flavours(register: Any) -> None:
-    from mltrack.models.python_flavour import PythonFlavour
+    from mltrack.python_flavour import PythonFlavour
 
     register(PythonFlavour())
 
