@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import mltrack
-from mltrack.cli_deploy import parse_config
+from mltrack.cli.deploy import parse_config
 from mltrack.deployment.deployments import (
     Deployment,
     default_name,

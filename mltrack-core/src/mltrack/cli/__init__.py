@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from mltrack._version import __version__
-from mltrack.cli_output import _console, _table, echo_json
+from mltrack.cli.output import _console, _table, echo_json
 from mltrack.config.secrets import mask_secrets
 from mltrack.errors import MLTrackError
 from mltrack.plugins.install_hint import install_hint
@@ -105,7 +105,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to write it (default ./mltrack-NAME).")
 def plugins_new(name: str, kind: str, directory: Path | None) -> None:
     """Write a new plugin package NAME (pyproject, plugin module, conformance tests, README)."""
-    from mltrack.scaffold import new_plugin
+    from mltrack.cli.scaffold import new_plugin
 
     target = new_plugin(name, kind, directory)
     click.echo(f"created {target}")
@@ -653,7 +653,7 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
 
 
 def _add_deploy_commands() -> None:
-    from mltrack.cli_deploy import deploy_command, deployments_group
+    from mltrack.cli.deploy import deploy_command, deployments_group
 
     cli.add_command(deploy_command)
     cli.add_command(deployments_group)
@@ -663,7 +663,7 @@ _add_deploy_commands()
 
 
 def _add_artifacts_commands() -> None:
-    from mltrack.cli_artifacts import artifacts_group
+    from mltrack.cli.artifacts import artifacts_group
 
     cli.add_command(artifacts_group)
 
@@ -672,7 +672,7 @@ _add_artifacts_commands()
 
 
 def _add_serve_command() -> None:
-    from mltrack.cli_serve import serve_command
+    from mltrack.cli.serve import serve_command
 
     cli.add_command(serve_command)
 

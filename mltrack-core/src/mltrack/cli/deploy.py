@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mltrack.cli_output import echo_json
+from mltrack.cli.output import echo_json
 from mltrack.config.secrets import mask_secrets
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mltrack.cli_output import _console, _table, echo_json
+from mltrack.cli.output import _console, _table, echo_json
 from mltrack.config.secrets import mask_secrets
 
 DEFAULT_PROGRESS_THRESHOLD = "50MB"
