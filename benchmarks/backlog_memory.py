@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 MLTRACK_CHILD = """
-import os, sys, mltrack, mltrack.store as store
+import os, sys, mltrack, mltrack.storage.store as store
 def down(self, batch):
     raise ConnectionRefusedError("store down")
 store.MlflowStore.write = down

@@ -553,7 +553,7 @@ def run_scenario(scenario: Scenario, tracker: str, points: int, template: Path, 
 
 def run_disk_full(scenario: Scenario, points: int, template: Path, tmp: Path, timeout: float) -> list[Result]:
     """The spool's file system fills up mid-loop: SpoolFullError at the call, never SIGBUS."""
-    from mltrack.spool import SEGMENT_BYTES, SEGMENT_SLOTS
+    from mltrack.storage.spool import SEGMENT_BYTES, SEGMENT_SLOTS
 
     extra = max(2, points // 2)
     total = SEGMENT_SLOTS + extra  # the call for step SEGMENT_SLOTS needs the second segment
@@ -654,7 +654,7 @@ class Damage:
 
 def _log_records(path: Path) -> list[tuple[int, int, dict[str, Any]]]:
     """(first byte, end, record) of each framed record of an undamaged spool log."""
-    from mltrack.spool import FRAME, MARKER
+    from mltrack.storage.spool import FRAME, MARKER
 
     data = path.read_bytes()
     records: list[tuple[int, int, dict[str, Any]]] = []
@@ -671,7 +671,7 @@ def _log_records(path: Path) -> list[tuple[int, int, dict[str, Any]]]:
 
 def _unsent_slots(folder: Path) -> dict[int, tuple[int, int]]:
     """Slot index -> (metric id, step) of every point the store has not confirmed."""
-    from mltrack.spool import SEGMENT_BITS, SLOT, WRITTEN
+    from mltrack.storage.spool import SEGMENT_BITS, SLOT, WRITTEN
 
     unsent: dict[int, tuple[int, int]] = {}
     for segment in sorted(folder.glob("seg-*")):
@@ -685,7 +685,7 @@ def _unsent_slots(folder: Path) -> dict[int, tuple[int, int]]:
 def inflict_damage(folder: Path, rng: random.Random) -> Damage:
     """Garbage over the middle of the spool's log, its first segment truncated to an odd size;
     returns what of the accepted data had no other copy there (read before damaging)."""
-    from mltrack.spool import SLOT
+    from mltrack.storage.spool import SLOT
 
     log = folder / "log"
     records = _log_records(log)

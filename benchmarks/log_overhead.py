@@ -143,7 +143,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         for i in range(warmup):
             mltrack.log_metric(METRIC_KEY, float(i), step=i)
         mltrack.flush()
-        from mltrack import runs
+        from mltrack.tracking import runs
 
         writer_pid = getattr(runs.get_writer(), "writer_pid", 0)
         helpers = [writer_pid] if writer_pid else []

@@ -133,7 +133,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         log = mltrack.log_metric
         mltrack.log_metric("warmup", 0.0)
         mltrack.flush()
-        from mltrack import runs
+        from mltrack.tracking import runs
 
         pid = getattr(runs.get_writer(), "writer_pid", None)
         if pid:

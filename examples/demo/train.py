@@ -123,7 +123,7 @@ def main() -> int:
         ("PyTorch regression net", "torch", train_torch),
         ("LangChain ticket summariser", "langchain", train_langchain),
     ]
-    from mltrack.autologging import autologgers
+    from mltrack.tracking.autologging import autologgers
 
     installed = autologgers()
     console.print(f"[bold]Training the demo models[/] into {mltrack.get_settings().resolved_tracking_uri()}")

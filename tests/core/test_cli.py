@@ -19,7 +19,7 @@ import pytest
 from conftest import fresh_sqlite_uri, run_cli, run_python
 
 import mltrack
-from mltrack.secrets import mask_secrets
+from mltrack.config.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from mltrack.testing.servers import PostgresServer
@@ -177,7 +177,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 def test_config_show_json_lists_every_setting() -> None:
-    from mltrack.config import MLTrackSettings
+    from mltrack.config.settings import MLTrackSettings
 
     assert list(settings_rows()) == list(MLTrackSettings.model_fields)
 
@@ -452,8 +452,8 @@ def save_deployment_record(store: CliStore | None = None, **changes: Any) -> str
 
     import mlflow
 
-    from mltrack.deployments import Deployment, save_record
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import Deployment, save_record
+    from mltrack.deployment.providers import DeploymentState
 
     client = mlflow.MlflowClient(store.uri if store else None)
     name = store.name("scorer") if store else "scorer"
@@ -575,7 +575,7 @@ def test_an_error_quoting_a_uri_prints_it_without_the_password() -> None:
 def test_mask_secrets_masks_by_key_name_and_by_value(value: Any, shown: Any) -> None:
     from pydantic import SecretStr
 
-    from mltrack.secrets import mask_secrets
+    from mltrack.config.secrets import mask_secrets
 
     assert mask_secrets(value) == shown
     assert mask_secrets({"auth_token": SecretStr("x"), "nested": [SecretStr("y")]}) == {

@@ -60,7 +60,7 @@ def test_an_upload_above_the_threshold_shows_a_progress_bar_in_bytes(run_id: str
 
 
 def test_the_progress_bar_reads_how_far_the_file_has_been_read(tmp_path: Path) -> None:
-    from mltrack.cli_artifacts import _bytes_read
+    from mltrack.cli.artifacts import _bytes_read
 
     path = tmp_path / "data.bin"
     path.write_bytes(bytes(10_000))

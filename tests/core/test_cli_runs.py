@@ -19,7 +19,7 @@ from conftest import run_cli
 
 import mltrack
 from mltrack.errors import InvalidInputError
-from mltrack.run_lifecycle import parse_age
+from mltrack.tracking.run_lifecycle import parse_age
 
 NARROW = {"COLUMNS": "80"}
 

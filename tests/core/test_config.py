@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli
 
 import mltrack
-from mltrack.config import MLTrackSettings, describe_source, reset_settings
+from mltrack.config.settings import MLTrackSettings, describe_source, reset_settings
 
 SOURCES = ["argument", "environment", ".env", "mltrack.toml", "pyproject.toml"]
 ADJACENT_SOURCES = list(itertools.pairwise(SOURCES))

@@ -2,17 +2,27 @@
 
 The graph is the one `lint-imports` checks (grimp; imports inside functions count, imports under
 ``if TYPE_CHECKING:`` do not). ``.importlinter``'s core-layers contract keeps the order of the
-layers; this test catches what a layers contract lets through: modules of one layer importing
-each other in a circle.
+layers; these tests catch what a layers contract lets through: modules of one layer (or of one
+subpackage) importing each other in a circle, and a top-level part missing from the layers.
+They also keep the layout's two constraints on names: no subpackage is named like a name of the
+user API, and the python flavour stays where models logged with it look for it.
 """
 
 from __future__ import annotations
 
+import configparser
 import itertools
+import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import grimp
 import pytest
+
+import mltrack
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "mltrack-core/src/mltrack"
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +104,36 @@ def test_no_import_cycle_between_the_modules_of_the_core(graph: grimp.ImportGrap
             edges.get(child, set()).discard(package)
     cycle = _cycle(edges, edges)
     assert cycle is None, "import cycle in mltrack:\n" + _explain(graph, cycle or [], module)
+
+
+def test_no_module_of_the_core_shadows_a_name_of_the_user_api() -> None:
+    # importing mltrack.x.y binds the attribute x of mltrack to the subpackage, which then hides
+    # the lazy re-export of the same name: a package `mltrack/deploy/` would turn mltrack.deploy,
+    # the function, into a module (hence `mltrack/deployment/`)
+    children = {p.stem for p in CORE.glob("*.py")} | {p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
+    clash = sorted(children & set(mltrack.__all__))
+    assert not clash, f"core modules named like names of the user API (mltrack.__all__): {clash}; rename the module"
+
+
+def test_the_module_that_logged_python_models_name_stays_where_it_was() -> None:
+    # a model logged with the python flavour holds this cloudpickled wrapper, which refers to
+    # functions of its module by module name: moving the module breaks loading every such model
+    import cloudpickle
+
+    from mltrack.python_flavour import PythonFlavour
+
+    pickled = cloudpickle.dumps(PythonFlavour()._python_model(lambda rows: rows))
+    assert b"mltrack.python_flavour" in pickled
+
+
+def test_every_top_level_part_of_the_core_has_a_layer() -> None:
+    # a module missing from the layers contract is checked by nothing: it may import anything
+    contracts = configparser.ConfigParser()
+    contracts.read(ROOT / ".importlinter")
+    layered = set(re.split(r"[\s|:]+", contracts["importlinter:contract:core-layers"]["layers"].strip()))
+    parts = {p.stem for p in CORE.glob("*.py") if p.stem != "__init__"}
+    parts |= {p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
+    assert parts == layered, (
+        f"in mltrack but in no layer of .importlinter's core-layers contract: {sorted(parts - layered)}; "
+        f"in a layer but not in mltrack: {sorted(layered - parts)}"
+    )

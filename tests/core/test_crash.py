@@ -24,7 +24,7 @@ import pytest
 from conftest import run_cli
 
 import mltrack
-from mltrack.spool import FRAME
+from mltrack.storage.spool import FRAME
 
 CHILD = """
 import mmap, os, struct, sys, time
@@ -232,7 +232,7 @@ def test_end_run_during_an_outage_keeps_the_rest_in_the_spool(mlflow_server: str
             mltrack.end_run()
         assert time.monotonic() - started < 30  # bounded by the timeout, no endless hang
         assert "mltrack sync" in str(info.value)
-        mltrack.runs._writer.forget_run(run.run_id)  # type: ignore[union-attr]  # as if the process had exited
+        mltrack.tracking.runs._writer.forget_run(run.run_id)  # type: ignore[union-attr]  # as if the process had exited
         proxy.restore()
         reports = sync()
         assert [r["run_id"] for r in reports] == [run.run_id]

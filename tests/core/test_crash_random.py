@@ -397,7 +397,7 @@ def test_sigkills_at_random_moments_of_a_phase_lose_no_accepted_call_and_leave_n
 TORN_SLOT_CHILD = """
 import os, signal, sys
 from pathlib import Path
-from mltrack.spool import RunSpool
+from mltrack.storage.spool import RunSpool
 
 class KilledWhileConverted:
     def __float__(self):
@@ -417,8 +417,8 @@ def test_a_kill_between_the_writes_of_one_metric_slot_replays_no_point_that_no_c
     # struct.pack_into writes the key id and the state byte, then converts the value: a value
     # whose conversion kills the process stops it exactly where an asynchronous SIGKILL lands in
     # a few percent of kills of a tight logging loop, every time instead of by chance.
-    from mltrack.replay import replay_orphans
-    from mltrack.spool import spool_root
+    from mltrack.storage.spool import spool_root
+    from mltrack.tracking.replay import replay_orphans
 
     data_dir = Path(os.environ["MLTRACK_DATA_DIR"])
     client = mlflow.MlflowClient(sqlite_uri)

@@ -19,9 +19,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import mltrack
-from mltrack import plugins
-from mltrack.cli_deploy import parse_config
-from mltrack.deployments import (
+from mltrack.cli.deploy import parse_config
+from mltrack.deployment.deployments import (
     Deployment,
     default_name,
     delete_deployment,
@@ -31,6 +30,14 @@ from mltrack.deployments import (
     plan_deployment,
     to_scoring_payload,
 )
+from mltrack.deployment.providers import (
+    DeploymentState,
+    DeploymentStatus,
+    DeployPlan,
+    DeployProvider,
+    ModelRef,
+    Progress,
+)
 from mltrack.errors import (
     CredentialsMissingError,
     DeploymentError,
@@ -39,8 +46,8 @@ from mltrack.errors import (
     InvalidInputError,
     PluginError,
 )
-from mltrack.install_hint import install_hint
-from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef, Progress
+from mltrack.plugins import manager as plugins
+from mltrack.plugins.install_hint import install_hint
 
 
 class MemoryConfig(BaseModel):
@@ -338,7 +345,7 @@ def test_deployment_names_are_checked_and_default_to_the_model_name(memory_provi
 
 
 def test_a_provider_class_that_does_not_forbid_unknown_config_fields_is_refused() -> None:
-    from mltrack.providers import validate_provider
+    from mltrack.deployment.providers import validate_provider
 
     class Loose(BaseModel):
         x: int = 1
@@ -354,7 +361,7 @@ def test_a_provider_class_that_does_not_forbid_unknown_config_fields_is_refused(
 
 
 def test_the_local_provider_is_built_in() -> None:
-    from mltrack.deployments import providers
+    from mltrack.deployment.deployments import providers
 
     assert "local" in providers()
 

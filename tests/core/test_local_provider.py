@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import mltrack
-from mltrack.deployments import deploy, get_deployment, list_deployments
+from mltrack.deployment.deployments import deploy, get_deployment, list_deployments
+from mltrack.deployment.local_provider import LocalProvider
+from mltrack.deployment.providers import DeploymentState, DeployProvider
 from mltrack.errors import DeploymentError
-from mltrack.local_provider import LocalProvider
-from mltrack.providers import DeploymentState, DeployProvider
 from mltrack.testing.providers import ProviderConformance
 
 

@@ -15,7 +15,7 @@ from conftest import run_cli
 from mlflow.models import infer_signature
 
 import mltrack
-from mltrack.flavours import Flavour
+from mltrack.models.flavours import Flavour
 from mltrack.python_flavour import PythonFlavour
 from mltrack.testing.flavours import FlavourConformance
 
@@ -155,7 +155,7 @@ def test_models_cli_list_show_alias(sqlite_uri: str) -> None:
 
 
 def test_track_autolog_switches_autologgers_for_one_run(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mltrack.autologging import Autologger
+    from mltrack.tracking.autologging import Autologger
 
     events: list[str] = []
 
@@ -168,7 +168,7 @@ def test_track_autolog_switches_autologgers_for_one_run(sqlite_uri: str, monkeyp
         def disable(self) -> None:
             events.append("off")
 
-    from mltrack import autologging
+    from mltrack.tracking import autologging
 
     monkeypatch.setattr(autologging, "autologgers", lambda: {"recorder": Recorder()})
     manager = mltrack.get_plugin_manager()
@@ -228,7 +228,7 @@ def test_models_whose_names_hold_quotes_or_backslashes_load_list_and_show(tracki
 
 
 def test_registering_an_object_outside_a_run_keeps_its_run_off_the_default_experiment(sqlite_uri: str) -> None:
-    from mltrack.models import REGISTRATION_EXPERIMENT
+    from mltrack.models.registry import REGISTRATION_EXPERIMENT
 
     first = mltrack.register_model(model=lambda rows: rows, name="loose")
     second = mltrack.register_model(model=lambda rows: rows, name="loose")

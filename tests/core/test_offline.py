@@ -27,7 +27,7 @@ import pytest
 from conftest import fresh_sqlite_uri, run_cli
 
 import mltrack
-from mltrack.spool import SPOOL_ID_TAG
+from mltrack.storage.spool import SPOOL_ID_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_GUIDE = ROOT / "docs" / "user-guide.md"

@@ -29,9 +29,9 @@ import mltrack
 from mltrack import hookspecs
 from mltrack.errors import PluginCollisionError, PluginError
 from mltrack.extend import get_flavour
-from mltrack.flavours import Flavour
-from mltrack.plugins import PluginManager, get_plugin_manager
-from mltrack.sinks import Sink
+from mltrack.models.flavours import Flavour
+from mltrack.plugins.manager import PluginManager, get_plugin_manager
+from mltrack.storage.sinks import Sink
 
 # Every installed plugin enabled, failures isolated (as a user's environment would be).
 ALL_ENABLED = {"MLTRACK_DISABLE_PLUGINS": "", "MLTRACK_STRICT_PLUGINS": "0"}
@@ -98,7 +98,7 @@ def named(kind: str, name: str) -> Any:
     if kind == "flavours":
         return NamedFlavour(name)
     if kind == "deploy_providers":
-        from mltrack.local_provider import LocalProvider
+        from mltrack.deployment.local_provider import LocalProvider
 
         return type(f"Provider_{name}", (LocalProvider,), {"name": name})
     return Named(name)
@@ -555,7 +555,7 @@ def test_each_registration_hook_runs_once_whoever_asks_first(monkeypatch: pytest
     manager = PluginManager(
         entry_points=[in_memory_plugin(monkeypatch, "counting", register_flavours=register_flavours)]
     )
-    monkeypatch.setattr("mltrack.plugins._manager", manager)
+    monkeypatch.setattr("mltrack.plugins.manager._manager", manager)
     manager.plugin_infos()  # what `mltrack plugins` does
     assert get_flavour("counted").name == "counted"  # a model lookup
     manager.plugin_infos()

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from mltrack.deployment.providers import DeployProvider
 from mltrack.errors import DeploymentError
-from mltrack.providers import DeployProvider
 from mltrack.testing.providers import ProviderConformance
 
 PLUGIN_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugin-authors.md"
@@ -67,8 +67,8 @@ class TestTheDocumentedProvider(ProviderConformance):
 
 def test_a_command_that_cannot_start_fails_the_deploy_naming_it(sqlite_uri: str) -> None:
     import mltrack
-    from mltrack.deployments import resolve_model_ref
-    from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider
+    from mltrack.deployment.deployments import resolve_model_ref
+    from mltrack.deployment.process_provider import ProcessDeploymentConfig, ProcessProvider
 
     class Missing(ProcessProvider[ProcessDeploymentConfig]):
         name = "missing"

@@ -20,10 +20,10 @@ import pytest
 from conftest import run_cli, run_python
 
 import mltrack
-from mltrack.records import Batch
-from mltrack.sinks import Sink
-from mltrack.spool import RunSpool, read_spool, spool_root
-from mltrack.writer import BackgroundWriter
+from mltrack.storage.records import Batch
+from mltrack.storage.sinks import Sink
+from mltrack.storage.spool import RunSpool, read_spool, spool_root
+from mltrack.storage.writer import BackgroundWriter
 
 
 def _sync(*args: str) -> tuple[int, list[dict[str, Any]]]:
@@ -241,7 +241,7 @@ def test_no_room_for_the_spool_at_start_run_leaves_no_running_run(sqlite_uri: st
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Seam: os.write as seen by the spool writes at most 7 bytes per call, as a full pipe or a signal may.
     real_write = os.write
-    monkeypatch.setattr("mltrack.spool.os.write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    monkeypatch.setattr("mltrack.storage.spool.os.write", lambda fd, data: real_write(fd, bytes(data[:7])))
     spool = RunSpool(tmp_path, "r1", "sqlite:///x.db")
     spool.append_record({"p": ["lr", "0.1"]})
     spool.append_metric("loss", 1.0, 5, 0)
@@ -259,7 +259,7 @@ def test_a_damaged_record_costs_only_itself(tmp_path: Path) -> None:
     with open(spool.path / "log", "ab") as fh:
         fh.write(b"\x00garbage from a torn write\xff\x4d\x54")  # including a partial marker
     reopened_fd = os.open(spool.path / "log", os.O_WRONLY | os.O_APPEND)
-    from mltrack.spool import frame
+    from mltrack.storage.spool import frame
 
     os.write(reopened_fd, frame({"p": ["b", "2"]}))
     os.close(reopened_fd)
@@ -360,7 +360,7 @@ def test_a_process_killed_while_collecting_context_tags_leaves_a_run_that_sync_m
     sqlite_uri: str,
 ) -> None:
     code = (
-        "import os, time, mltrack, mltrack.runs as runs\n"
+        "import os, time, mltrack, mltrack.tracking.runs as runs\n"
         "def slow_tags(run):\n"
         "    print(run.run_id, flush=True)\n"
         "    time.sleep(60)\n"
@@ -386,7 +386,7 @@ def test_a_process_killed_inside_create_run_is_found_by_its_spool_id(sqlite_uri:
     # Seam: the store's create_run returns, then the process dies before the spool is bound to the run.
     code = (
         "import os, mltrack\n"
-        "from mltrack.spool import RunSpool\n"
+        "from mltrack.storage.spool import RunSpool\n"
         "def die(self, run_id):\n"
         "    print(run_id, flush=True)\n"
         "    os.kill(os.getpid(), 9)\n"
@@ -408,7 +408,7 @@ def test_a_process_killed_inside_create_run_is_found_by_its_spool_id(sqlite_uri:
 def test_memory_stays_bounded_during_a_long_outage(sqlite_uri: str) -> None:
     # Seam: the store's write fails as an unreachable server does (connection refused), for the whole loop.
     code = (
-        "import mltrack, mltrack.store as store\n"
+        "import mltrack, mltrack.storage.store as store\n"
         "def down(self, batch):\n"
         "    raise ConnectionRefusedError('store down')\n"
         "store.MlflowStore.write = down\n"

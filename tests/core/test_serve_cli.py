@@ -353,7 +353,7 @@ def test_a_port_in_use_is_reported(sqlite_uri: str, tmp_path: Path) -> None:
 
 def test_importing_the_command_imports_no_server_or_framework(tmp_path: Path) -> None:
     code = (
-        "import sys; before = set(sys.modules); import mltrack.cli_serve; "
+        "import sys; before = set(sys.modules); import mltrack.cli.serve; "
         "print(sorted(m.split('.')[0] for m in set(sys.modules) - before))"
     )
     result = run_python(code)

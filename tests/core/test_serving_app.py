@@ -33,9 +33,9 @@ from sklearn.preprocessing import StandardScaler
 
 import mltrack
 from mltrack.errors import InvalidInputError
-from mltrack.models import ModelNotFoundError
+from mltrack.models.registry import ModelNotFoundError
 from mltrack.serving import ServedModel, create_app, create_lazy_app, load_served_model
-from mltrack.store import get_store
+from mltrack.storage.store import get_store
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -379,7 +379,7 @@ def test_the_registry_lookup_finds_versions_latest_and_aliases_itself(
         (f"models:/{QUOTED}@prod", "latest", QUOTED, "1"),
     ]
     with monkeypatch.context() as patch:
-        patch.setattr("mltrack.models.resolve_version", _refuse_mlflows_client)
+        patch.setattr("mltrack.models.registry.resolve_version", _refuse_mlflows_client)
         for reference, version, name, number in references:
             served = load_served_model(reference, version)
             assert (served.name, served.version) == (name, number), (reference, version)

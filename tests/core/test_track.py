@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mltrack
-from mltrack.decorator import DURATION_METRIC, params_from_call
+from mltrack.tracking.decorator import DURATION_METRIC, params_from_call
 
 
 def stored(uri: str, run_name: str) -> Any:

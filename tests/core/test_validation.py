@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import mltrack
-from mltrack import runs
+from mltrack.tracking import runs
 
 
 @pytest.fixture

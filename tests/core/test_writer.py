@@ -13,10 +13,10 @@ from conftest import run_python
 
 import mltrack
 from mltrack.errors import LoggingFailedError
-from mltrack.records import Batch, Metric, Param, Tag
-from mltrack.sinks import Sink
+from mltrack.storage.records import Batch, Metric, Param, Tag
+from mltrack.storage.sinks import Sink
+from mltrack.storage.writer import METRIC, PARAM, BackgroundWriter, split_batch
 from mltrack.testing.servers import TcpProxy
-from mltrack.writer import METRIC, PARAM, BackgroundWriter, split_batch
 
 
 def test_split_batch_respects_mlflow_limits() -> None:

@@ -35,7 +35,7 @@ def _last_json(stdout: str) -> dict[str, Any]:
 def test_params_tags_and_metrics_reach_the_store_and_get_run_reads_them(sqlite_uri: str) -> None:
     code = (
         "import json, os, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "run = mltrack.start_run('proc')\n"
         "mltrack.log_param('lr', 0.1)\n"
         "mltrack.set_tag('phase', 'train')\n"
@@ -61,7 +61,7 @@ def test_params_tags_and_metrics_reach_the_store_and_get_run_reads_them(sqlite_u
 def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(sqlite_uri: str) -> None:
     code = (
         "import json, os, signal, time, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "run = mltrack.start_run('kill-writer')\n"
         "for i in range(20_000):\n"
         "    mltrack.log_metric('loss', float(i), step=i)\n"
@@ -82,7 +82,7 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(sqlite_uri: str
 def test_an_idle_writer_exits_and_the_next_run_starts_a_new_one(sqlite_uri: str) -> None:
     code = (
         "import json, os, time, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "ids, writers = [], []\n"
         "for name in ('first', 'second'):\n"
         "    with mltrack.start_run(name) as run:\n"
@@ -137,7 +137,7 @@ def test_the_writer_process_is_the_default(sqlite_uri: str) -> None:
         "from mltrack.extend import get_settings\n"
         "with mltrack.start_run() as run:\n"
         "    mltrack.log_metric('loss', 1.0, step=0)\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "print(json.dumps({'writer': get_settings().writer, 'pid': runs.get_writer().writer_pid}))\n"
     )
     result = run_python(code, timeout=120)
@@ -170,7 +170,7 @@ def test_where_no_writer_process_can_start_the_thread_writes_and_says_so_once(sq
 def test_a_forked_workers_points_are_delivered_by_the_same_writer(sqlite_uri: str) -> None:
     code = (
         "import json, os, multiprocessing as mp, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "def work(n):\n"
         "    for i in range(n):\n"
         "        mltrack.log_metric('worker', float(i), step=i)\n"
@@ -194,7 +194,7 @@ def test_a_killed_training_process_is_let_go_by_its_writer_and_sync_delivers_it(
 ) -> None:
     code = (
         "import os, signal, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "run = mltrack.start_run('killed')\n"
         "for i in range(10_000):\n"
         "    mltrack.log_metric('loss', float(i), step=i)\n"
@@ -247,7 +247,7 @@ def test_the_training_process_memory_stays_bounded_during_a_long_outage(sqlite_u
     database = sqlite_uri.removeprefix("sqlite:///")
     code = (
         "import os, sys, mltrack\n"
-        "from mltrack import runs\n"
+        "from mltrack.tracking import runs\n"
         "def rss(pid):\n"
         "    return int(open(f'/proc/{pid}/statm').read().split()[1]) * 4096\n"
         "run = mltrack.start_run('outage')\n"

@@ -13,67 +13,67 @@ from mltrack._version import __version__
 
 _EXPORTS: dict[str, str] = {
     # tracking
-    "start_run": "mltrack.runs",
-    "end_run": "mltrack.runs",
-    "active_run": "mltrack.runs",
-    "get_run": "mltrack.runs",
-    "flush": "mltrack.runs",
-    "ActiveRun": "mltrack.runs",
-    "log_metric": "mltrack.logging_api",
-    "log_metrics": "mltrack.logging_api",
-    "log_param": "mltrack.logging_api",
-    "log_params": "mltrack.logging_api",
-    "set_tag": "mltrack.logging_api",
-    "set_tags": "mltrack.logging_api",
-    "log_artifact": "mltrack.logging_api",
-    "log_artifacts": "mltrack.logging_api",
-    "log_dict": "mltrack.logging_api",
-    "log_text": "mltrack.logging_api",
-    "track": "mltrack.decorator",
-    "search_runs": "mltrack.queries",
+    "start_run": "mltrack.tracking.runs",
+    "end_run": "mltrack.tracking.runs",
+    "active_run": "mltrack.tracking.runs",
+    "get_run": "mltrack.tracking.runs",
+    "flush": "mltrack.tracking.runs",
+    "ActiveRun": "mltrack.tracking.runs",
+    "log_metric": "mltrack.tracking.logging_api",
+    "log_metrics": "mltrack.tracking.logging_api",
+    "log_param": "mltrack.tracking.logging_api",
+    "log_params": "mltrack.tracking.logging_api",
+    "set_tag": "mltrack.tracking.logging_api",
+    "set_tags": "mltrack.tracking.logging_api",
+    "log_artifact": "mltrack.tracking.logging_api",
+    "log_artifacts": "mltrack.tracking.logging_api",
+    "log_dict": "mltrack.tracking.logging_api",
+    "log_text": "mltrack.tracking.logging_api",
+    "track": "mltrack.tracking.decorator",
+    "search_runs": "mltrack.tracking.queries",
     # models
-    "log_model": "mltrack.models",
-    "register_model": "mltrack.models",
-    "load_model": "mltrack.models",
-    "load_predictor": "mltrack.models",
-    "set_alias": "mltrack.models",
-    "delete_alias": "mltrack.models",
-    "list_models": "mltrack.models",
-    "list_versions": "mltrack.models",
-    "ModelInfo": "mltrack.models",
-    "ModelNotFoundError": "mltrack.models",
-    "Flavour": "mltrack.flavours",
-    "Predictor": "mltrack.flavours",
-    "autolog": "mltrack.autologging",
+    "log_model": "mltrack.models.registry",
+    "register_model": "mltrack.models.registry",
+    "load_model": "mltrack.models.registry",
+    "load_predictor": "mltrack.models.registry",
+    "set_alias": "mltrack.models.registry",
+    "delete_alias": "mltrack.models.registry",
+    "list_models": "mltrack.models.registry",
+    "list_versions": "mltrack.models.registry",
+    "ModelInfo": "mltrack.models.registry",
+    "ModelNotFoundError": "mltrack.models.registry",
+    "Flavour": "mltrack.models.flavours",
+    "Predictor": "mltrack.models.flavours",
+    "autolog": "mltrack.tracking.autologging",
     # deployments
-    "deploy": "mltrack.deployments",
-    "plan_deployment": "mltrack.deployments",
-    "list_deployments": "mltrack.deployments",
-    "get_deployment": "mltrack.deployments",
-    "delete_deployment": "mltrack.deployments",
-    "Deployment": "mltrack.deployments",
-    "DeployProvider": "mltrack.providers",
-    "DeployPlan": "mltrack.providers",
-    "DeploymentState": "mltrack.providers",
-    "DeploymentStatus": "mltrack.providers",
-    "ModelRef": "mltrack.providers",
-    "Autologger": "mltrack.autologging",
+    "deploy": "mltrack.deployment.deployments",
+    "plan_deployment": "mltrack.deployment.deployments",
+    "list_deployments": "mltrack.deployment.deployments",
+    "get_deployment": "mltrack.deployment.deployments",
+    "delete_deployment": "mltrack.deployment.deployments",
+    "Deployment": "mltrack.deployment.deployments",
+    "DeployProvider": "mltrack.deployment.providers",
+    "DeployPlan": "mltrack.deployment.providers",
+    "DeploymentState": "mltrack.deployment.providers",
+    "DeploymentStatus": "mltrack.deployment.providers",
+    "ModelRef": "mltrack.deployment.providers",
+    "Autologger": "mltrack.tracking.autologging",
     # experiments
-    "create_experiment": "mltrack.experiments",
-    "get_experiment": "mltrack.experiments",
-    "set_experiment": "mltrack.experiments",
-    "list_experiments": "mltrack.experiments",
+    "create_experiment": "mltrack.tracking.experiments",
+    "get_experiment": "mltrack.tracking.experiments",
+    "set_experiment": "mltrack.tracking.experiments",
+    "list_experiments": "mltrack.tracking.experiments",
     # configuration and plugins
-    "configure": "mltrack.config",
-    "get_settings": "mltrack.config",
-    "plugin_settings": "mltrack.plugins",
+    "configure": "mltrack.config.settings",
+    "get_settings": "mltrack.config.settings",
+    "plugin_settings": "mltrack.plugins.manager",
     "hookimpl": "mltrack.hookspecs",
-    "get_plugin_manager": "mltrack.plugins",
-    "Sink": "mltrack.sinks",
-    "Batch": "mltrack.records",
-    "Metric": "mltrack.records",
-    "Param": "mltrack.records",
-    "Tag": "mltrack.records",
+    "get_plugin_manager": "mltrack.plugins.manager",
+    "Sink": "mltrack.storage.sinks",
+    "Batch": "mltrack.storage.records",
+    "Metric": "mltrack.storage.records",
+    "Param": "mltrack.storage.records",
+    "Tag": "mltrack.storage.records",
     # errors
     "MLTrackError": "mltrack.errors",
     "InvalidInputError": "mltrack.errors",
@@ -200,10 +200,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from mltrack.autologging import Autologger, autolog
-    from mltrack.config import configure, get_settings
-    from mltrack.decorator import track
-    from mltrack.deployments import (
+    from mltrack.config.settings import configure, get_settings
+    from mltrack.deployment.deployments import (
         Deployment,
         delete_deployment,
         deploy,
@@ -211,6 +209,7 @@ if TYPE_CHECKING:
         list_deployments,
         plan_deployment,
     )
+    from mltrack.deployment.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
     from mltrack.errors import (
         ConfigError,
         CredentialsMissingError,
@@ -236,22 +235,9 @@ if TYPE_CHECKING:
         StoreError,
         StoreUnreachableError,
     )
-    from mltrack.experiments import create_experiment, get_experiment, list_experiments, set_experiment
-    from mltrack.flavours import Flavour, Predictor
     from mltrack.hookspecs import hookimpl
-    from mltrack.logging_api import (
-        log_artifact,
-        log_artifacts,
-        log_dict,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        log_text,
-        set_tag,
-        set_tags,
-    )
-    from mltrack.models import (
+    from mltrack.models.flavours import Flavour, Predictor
+    from mltrack.models.registry import (
         ModelInfo,
         ModelNotFoundError,
         delete_alias,
@@ -263,9 +249,23 @@ if TYPE_CHECKING:
         register_model,
         set_alias,
     )
-    from mltrack.plugins import get_plugin_manager, plugin_settings
-    from mltrack.providers import DeploymentState, DeploymentStatus, DeployPlan, DeployProvider, ModelRef
-    from mltrack.queries import search_runs
-    from mltrack.records import Batch, Metric, Param, Tag
-    from mltrack.runs import ActiveRun, active_run, end_run, flush, get_run, start_run
-    from mltrack.sinks import Sink
+    from mltrack.plugins.manager import get_plugin_manager, plugin_settings
+    from mltrack.storage.records import Batch, Metric, Param, Tag
+    from mltrack.storage.sinks import Sink
+    from mltrack.tracking.autologging import Autologger, autolog
+    from mltrack.tracking.decorator import track
+    from mltrack.tracking.experiments import create_experiment, get_experiment, list_experiments, set_experiment
+    from mltrack.tracking.logging_api import (
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        set_tag,
+        set_tags,
+    )
+    from mltrack.tracking.queries import search_runs
+    from mltrack.tracking.runs import ActiveRun, active_run, end_run, flush, get_run, start_run

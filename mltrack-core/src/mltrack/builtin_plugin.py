@@ -47,7 +47,7 @@ def environment_tags() -> dict[str, str]:
         "mltrack.platform": f"{sys.platform}-{platform.machine()}",
         "mltrack.version": __version__,
     }
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     for info in get_plugin_manager().loaded_infos():
         if info.status == "loaded" and info.version:
@@ -77,6 +77,6 @@ def infer_flavour(model: Any) -> str | None:
 
 @hookimpl
 def register_deploy_providers(register: Any) -> None:
-    from mltrack.local_provider import LocalProvider
+    from mltrack.deployment.local_provider import LocalProvider
 
     register(LocalProvider)

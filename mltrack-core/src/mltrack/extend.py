@@ -35,50 +35,50 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     # contract types
-    "Flavour": "mltrack.flavours",
-    "Predictor": "mltrack.flavours",
-    "DeployProvider": "mltrack.providers",
-    "DeployPlan": "mltrack.providers",
-    "DeploymentStatus": "mltrack.providers",
-    "DeploymentState": "mltrack.providers",
-    "ModelRef": "mltrack.providers",
-    "Progress": "mltrack.providers",
-    "NoSettings": "mltrack.providers",
-    "ProcessProvider": "mltrack.process_provider",
-    "ProcessDeploymentConfig": "mltrack.process_provider",
-    "serve_command": "mltrack.process_provider",
-    "Deployment": "mltrack.deployments",
-    "Sink": "mltrack.sinks",
-    "Batch": "mltrack.records",
-    "Metric": "mltrack.records",
-    "Param": "mltrack.records",
-    "Tag": "mltrack.records",
-    "Autologger": "mltrack.autologging",
+    "Flavour": "mltrack.models.flavours",
+    "Predictor": "mltrack.models.flavours",
+    "DeployProvider": "mltrack.deployment.providers",
+    "DeployPlan": "mltrack.deployment.providers",
+    "DeploymentStatus": "mltrack.deployment.providers",
+    "DeploymentState": "mltrack.deployment.providers",
+    "ModelRef": "mltrack.deployment.providers",
+    "Progress": "mltrack.deployment.providers",
+    "NoSettings": "mltrack.deployment.providers",
+    "ProcessProvider": "mltrack.deployment.process_provider",
+    "ProcessDeploymentConfig": "mltrack.deployment.process_provider",
+    "serve_command": "mltrack.deployment.process_provider",
+    "Deployment": "mltrack.deployment.deployments",
+    "Sink": "mltrack.storage.sinks",
+    "Batch": "mltrack.storage.records",
+    "Metric": "mltrack.storage.records",
+    "Param": "mltrack.storage.records",
+    "Tag": "mltrack.storage.records",
+    "Autologger": "mltrack.tracking.autologging",
     # settings and plugins
-    "get_settings": "mltrack.config",
-    "plugin_settings": "mltrack.plugins",
-    "config_error_from": "mltrack.config",
-    "get_plugin_manager": "mltrack.plugins",
+    "get_settings": "mltrack.config.settings",
+    "plugin_settings": "mltrack.plugins.manager",
+    "config_error_from": "mltrack.config.settings",
+    "get_plugin_manager": "mltrack.plugins.manager",
     # models
-    "resolve_version": "mltrack.models",
-    "model_versions": "mltrack.models",
-    "flavour_of": "mltrack.models",
-    "get_flavour": "mltrack.models",
-    "flavour_distribution": "mltrack.model_env",
-    "model_environment": "mltrack.model_env",
-    "ModelEnvironment": "mltrack.model_env",
-    "requirement_applies": "mltrack.model_env",
+    "resolve_version": "mltrack.models.registry",
+    "model_versions": "mltrack.models.registry",
+    "flavour_of": "mltrack.models.registry",
+    "get_flavour": "mltrack.models.registry",
+    "flavour_distribution": "mltrack.models.environment",
+    "model_environment": "mltrack.models.environment",
+    "ModelEnvironment": "mltrack.models.environment",
+    "requirement_applies": "mltrack.models.environment",
     # deployments
-    "resolve_model_ref": "mltrack.deployments",
-    "config_table": "mltrack.config_docs",
-    "replace_generated": "mltrack.config_docs",
+    "resolve_model_ref": "mltrack.deployment.deployments",
+    "config_table": "mltrack.config.docs",
+    "replace_generated": "mltrack.config.docs",
     # the loggable-param rule
-    "param_to_string": "mltrack.validation",
-    "check_key": "mltrack.validation",
-    "flatten": "mltrack.validation",
-    "SCALAR_TYPES": "mltrack.validation",
-    "MAX_PARAM_VALUE_LENGTH": "mltrack.validation",
-    "describe_object": "mltrack.decorator",
+    "param_to_string": "mltrack.storage.validation",
+    "check_key": "mltrack.storage.validation",
+    "flatten": "mltrack.storage.validation",
+    "SCALAR_TYPES": "mltrack.storage.validation",
+    "MAX_PARAM_VALUE_LENGTH": "mltrack.storage.validation",
+    "describe_object": "mltrack.tracking.decorator",
     # serving
     "create_app": "mltrack.serving.app",
     "load_served_model": "mltrack.serving.loading",
@@ -86,14 +86,14 @@ _EXPORTS: dict[str, str] = {
     "check_health": "mltrack.serving.client",
     "invoke": "mltrack.serving.client",
     # store
-    "MlflowStore": "mltrack.store",
-    "get_store": "mltrack.store",
-    "store_errors": "mltrack.experiments",
+    "MlflowStore": "mltrack.storage.store",
+    "get_store": "mltrack.storage.store",
+    "store_errors": "mltrack.tracking.experiments",
     # runs and text
-    "resolve_run_id": "mltrack.run_ids",
-    "short_run_id": "mltrack.run_ids",
-    "mask_secrets": "mltrack.secrets",
-    "install_hint": "mltrack.install_hint",
+    "resolve_run_id": "mltrack.tracking.run_ids",
+    "short_run_id": "mltrack.tracking.run_ids",
+    "mask_secrets": "mltrack.config.secrets",
+    "install_hint": "mltrack.plugins.install_hint",
 }
 
 #: defined in this module (not re-exported from another)
@@ -166,14 +166,14 @@ def download_model_version(version: Any) -> Path:
 
     This is the download ``mltrack.load_model`` uses: a plugin's own loader gets the same cache.
     """
-    from mltrack.models import _download
+    from mltrack.models.registry import _download
 
     return _download(version)
 
 
 def refresh_deployment(deployment: Deployment) -> Deployment:
     """``deployment`` with its status asked from its provider now (the record is updated too)."""
-    from mltrack.deployments import refresh
+    from mltrack.deployment.deployments import refresh
 
     return refresh(deployment)
 
@@ -181,7 +181,7 @@ def refresh_deployment(deployment: Deployment) -> Deployment:
 def run_client(run_id: str | None = None) -> Any:
     """The ``mlflow.MlflowClient`` of the store that the active run (or the run ``run_id`` of
     this process) logs to; raises ``NoActiveRunError`` when there is none."""
-    from mltrack.runs import current_run
+    from mltrack.tracking.runs import current_run
 
     return current_run(run_id).store.client
 
@@ -200,19 +200,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from mltrack.autologging import Autologger
-    from mltrack.config import config_error_from, get_settings
-    from mltrack.config_docs import config_table, replace_generated
-    from mltrack.decorator import describe_object
-    from mltrack.deployments import Deployment, resolve_model_ref
-    from mltrack.experiments import store_errors
-    from mltrack.flavours import Flavour, Predictor
-    from mltrack.install_hint import install_hint
-    from mltrack.model_env import ModelEnvironment, flavour_distribution, model_environment, requirement_applies
-    from mltrack.models import flavour_of, get_flavour, model_versions, resolve_version
-    from mltrack.plugins import get_plugin_manager, plugin_settings
-    from mltrack.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
-    from mltrack.providers import (
+    from mltrack.config.docs import config_table, replace_generated
+    from mltrack.config.secrets import mask_secrets
+    from mltrack.config.settings import config_error_from, get_settings
+    from mltrack.deployment.deployments import Deployment, resolve_model_ref
+    from mltrack.deployment.process_provider import ProcessDeploymentConfig, ProcessProvider, serve_command
+    from mltrack.deployment.providers import (
         DeploymentState,
         DeploymentStatus,
         DeployPlan,
@@ -221,13 +214,25 @@ if TYPE_CHECKING:
         NoSettings,
         Progress,
     )
-    from mltrack.records import Batch, Metric, Param, Tag
-    from mltrack.run_ids import resolve_run_id, short_run_id
-    from mltrack.secrets import mask_secrets
+    from mltrack.models.environment import (
+        ModelEnvironment,
+        flavour_distribution,
+        model_environment,
+        requirement_applies,
+    )
+    from mltrack.models.flavours import Flavour, Predictor
+    from mltrack.models.registry import flavour_of, get_flavour, model_versions, resolve_version
+    from mltrack.plugins.install_hint import install_hint
+    from mltrack.plugins.manager import get_plugin_manager, plugin_settings
     from mltrack.serving.app import create_app
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model
     from mltrack.serving.server import serve
-    from mltrack.sinks import Sink
-    from mltrack.store import MlflowStore, get_store
-    from mltrack.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string
+    from mltrack.storage.records import Batch, Metric, Param, Tag
+    from mltrack.storage.sinks import Sink
+    from mltrack.storage.store import MlflowStore, get_store
+    from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string
+    from mltrack.tracking.autologging import Autologger
+    from mltrack.tracking.decorator import describe_object
+    from mltrack.tracking.experiments import store_errors
+    from mltrack.tracking.run_ids import resolve_run_id, short_run_id

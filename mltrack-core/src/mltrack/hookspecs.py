@@ -16,7 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from mltrack.runs import ActiveRun
+    from mltrack.tracking.runs import ActiveRun
 
 PROJECT_NAME = "mltrack"
 

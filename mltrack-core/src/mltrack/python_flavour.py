@@ -1,5 +1,10 @@
 """The built-in ``python`` flavour: anything with ``predict``, a plain callable, or a
-``PythonModel``-style class (``load_context`` / ``predict``)."""
+``PythonModel``-style class (``load_context`` / ``predict``).
+
+It stays at ``mltrack.python_flavour`` rather than in ``mltrack/models/``: a model logged with it
+holds a cloudpickled ``PredictWrapper`` whose functions refer to this module by name, so moving it
+would make every model logged before the move fail to load.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from mltrack.flavours import Flavour
+from mltrack.models.flavours import Flavour
 
 
 def _accepts_params(func: Any) -> bool:

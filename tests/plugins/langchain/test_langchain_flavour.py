@@ -20,8 +20,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from mlflow.models import Model
 
 import mltrack
-from mltrack.flavours import Flavour
-from mltrack.models import flavour_of
+from mltrack.models.flavours import Flavour
+from mltrack.models.registry import flavour_of
 from mltrack.testing.flavours import FlavourConformance
 from mltrack_langchain.flavour import LangChainFlavour, LangChainPredictor
 

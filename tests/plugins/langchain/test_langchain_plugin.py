@@ -7,7 +7,7 @@ import json
 from conftest import run_cli, run_python
 
 import mltrack
-from mltrack.models import infer_flavour
+from mltrack.models.registry import infer_flavour
 
 
 def test_mltrack_plugins_lists_the_langchain_plugin_with_its_flavour_and_autologger() -> None:
@@ -32,8 +32,8 @@ def test_import_mltrack_and_loading_plugins_do_not_import_langchain() -> None:
         "after_import = [m for m in ('langchain', 'langchain_core') if m in sys.modules]\n"
         "manager = mltrack.get_plugin_manager()\n"
         "manager.load()\n"
-        "from mltrack.models import flavours\n"
-        "from mltrack.autologging import autologgers\n"
+        "from mltrack.models.registry import flavours\n"
+        "from mltrack.tracking.autologging import autologgers\n"
         "names = [sorted(flavours()), sorted(autologgers())]\n"
         "mltrack.autolog('langchain', disable=True)  # never enabled: nothing to undo, nothing imported\n"
         "after_load = [m for m in ('langchain', 'langchain_core') if m in sys.modules]\n"

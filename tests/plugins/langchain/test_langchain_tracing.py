@@ -253,7 +253,7 @@ def test_flush_traces_writes_the_artifact_before_the_run_ends(sqlite_uri: str, t
 def test_settings_can_leave_out_inputs_and_outputs_and_cut_long_text(
     sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autolog: None
 ) -> None:
-    from mltrack.config import reset_settings
+    from mltrack.config.settings import reset_settings
 
     monkeypatch.setenv("MLTRACK_PLUGINS__LANGCHAIN__MAX_TEXT_CHARS", "5")
     reset_settings()

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from modal_cloud import modal_cloud
 
 import mltrack
-from mltrack.deployments import plan_deployment, validate_config
-from mltrack.providers import DeployPlan
+from mltrack.deployment.deployments import plan_deployment, validate_config
+from mltrack.deployment.providers import DeployPlan
 from mltrack_modal.config import ModalDeploymentConfig
 from mltrack_modal.image import REMOTE_MODEL_DIR, image_recipe, stage_distributions
 from mltrack_modal.modal_app import BuiltApp, build_app

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mltrack.deployments import validate_config
+from mltrack.deployment.deployments import validate_config
 from mltrack.errors import InvalidInputError
 from mltrack_modal.config import ModalDeploymentConfig, ModalSettings
 from mltrack_modal.provider import ModalProvider

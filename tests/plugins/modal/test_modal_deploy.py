@@ -22,9 +22,15 @@ from conftest import run_python
 from modal_cloud import FakeModalCloud, modal_cloud, remove_modal_token
 
 import mltrack
-from mltrack.deployments import delete_deployment, get_deployment, get_provider, list_deployments, plan_deployment
+from mltrack.deployment.deployments import (
+    delete_deployment,
+    get_deployment,
+    get_provider,
+    list_deployments,
+    plan_deployment,
+)
+from mltrack.deployment.providers import DeploymentState, DeployProvider
 from mltrack.errors import CredentialsMissingError, DeploymentError, InvalidInputError
-from mltrack.providers import DeploymentState, DeployProvider
 from mltrack.testing.providers import ProviderConformance, overrides_standard_test
 from mltrack_modal.provider import ModalProvider
 

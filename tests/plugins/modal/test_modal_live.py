@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import mltrack
-from mltrack.deployments import delete_deployment, get_provider
-from mltrack.providers import DeploymentState
+from mltrack.deployment.deployments import delete_deployment, get_provider
+from mltrack.deployment.providers import DeploymentState
 
 pytestmark = [
     pytest.mark.slow,

@@ -19,7 +19,7 @@ def test_mltrack_plugins_lists_the_modal_plugin_with_its_provider() -> None:
 def test_import_mltrack_loading_plugins_and_listing_providers_do_not_import_modal() -> None:
     result = run_python(
         "import json, sys, mltrack\n"
-        "from mltrack.deployments import providers\n"
+        "from mltrack.deployment.deployments import providers\n"
         "after_import = 'modal' in sys.modules\n"
         "mltrack.get_plugin_manager().load()\n"
         "names = sorted(providers())\n"

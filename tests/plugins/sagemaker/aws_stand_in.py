@@ -99,7 +99,7 @@ def sagemaker_settings(gaps: SageMakerGaps, execution_role: str, monkeypatch: py
     settings = {"EXECUTION_ROLE_ARN": execution_role, "IMAGE_URI": IMAGE, "POLL_INTERVAL_S": "0.05"}
     for key, value in settings.items():
         monkeypatch.setenv(f"MLTRACK_PLUGINS__SAGEMAKER__{key}", value)
-    from mltrack import config
+    from mltrack.config import settings as config
 
     config.reset_settings()
     return settings

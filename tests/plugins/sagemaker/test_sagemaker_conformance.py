@@ -15,7 +15,7 @@ import pytest
 from aws_stand_in import aws, execution_role, gaps, moto_url, sagemaker_settings  # noqa: F401  (fixtures)
 from moto_gaps import SageMakerGaps
 
-from mltrack.providers import DeployProvider
+from mltrack.deployment.providers import DeployProvider
 from mltrack.testing.providers import ProviderConformance
 from mltrack_sagemaker.provider import SageMakerProvider
 

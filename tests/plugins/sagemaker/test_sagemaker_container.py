@@ -25,7 +25,7 @@ import pytest
 from aws_stand_in import register_doubling_model
 from moto_gaps import ContainerProcess, free_port, start_container
 
-from mltrack.models import _download, resolve_version
+from mltrack.models.registry import _download, resolve_version
 from mltrack_sagemaker.packaging import FIXED_MTIME, package_model, unpack_model
 
 

@@ -22,7 +22,7 @@ from aws_stand_in import aws, moto_url, register_doubling_model  # noqa: F401  (
 from conftest import run_cli
 from moto_gaps import free_port
 
-from mltrack.models import _download, resolve_version
+from mltrack.models.registry import _download, resolve_version
 from mltrack_sagemaker.image import Docker, write_build_context
 from mltrack_sagemaker.packaging import package_model, unpack_model
 

@@ -27,7 +27,7 @@ def test_mltrack_plugins_lists_the_sagemaker_plugin_with_its_provider_command_an
 def test_import_mltrack_loading_plugins_and_listing_providers_do_not_import_boto3() -> None:
     result = run_python(
         "import json, sys, mltrack\n"
-        "from mltrack.deployments import providers\n"
+        "from mltrack.deployment.deployments import providers\n"
         "mltrack.get_plugin_manager().load()\n"
         "found = providers()\n"
         "print(json.dumps(['sagemaker' in found, 'boto3' in sys.modules, 'botocore' in sys.modules]))"

@@ -34,9 +34,9 @@ from aws_stand_in import (  # noqa: F401  (fixtures)
 from moto_gaps import SageMakerGaps
 
 import mltrack
-from mltrack.deployments import delete_deployment, deploy, get_deployment, list_deployments, plan_deployment
+from mltrack.deployment.deployments import delete_deployment, deploy, get_deployment, list_deployments, plan_deployment
+from mltrack.deployment.providers import DeploymentState
 from mltrack.errors import ConfigError, CredentialsMissingError, DeploymentError, InvalidInputError
-from mltrack.providers import DeploymentState
 
 BUCKET = f"mltrack-sagemaker-{REGION}-{ACCOUNT}"
 
@@ -237,7 +237,10 @@ def test_delete_removes_endpoint_config_and_model_and_is_idempotent(model: str, 
     assert any("deleting the endpoint my-model" in s for s in steps.steps)
     assert delete_deployment(deployment.id).state is DeploymentState.DELETED
     # the provider itself also deletes what is already gone without complaint
-    assert mltrack.deployments.get_provider("sagemaker").delete(deployment, steps).state is DeploymentState.DELETED
+    assert (
+        mltrack.deployment.deployments.get_provider("sagemaker").delete(deployment, steps).state
+        is DeploymentState.DELETED
+    )
 
 
 def test_an_endpoint_deleted_outside_mltrack_shows_as_failed(model: str, gaps: SageMakerGaps) -> None:
@@ -260,7 +263,7 @@ def test_list_finds_mltrack_endpoints_and_ignores_others(model: str, gaps: SageM
     )
     client.create_endpoint(EndpointName="other", EndpointConfigName="other")
 
-    found = mltrack.deployments.get_provider("sagemaker").list()
+    found = mltrack.deployment.deployments.get_provider("sagemaker").list()
 
     assert [(s.details["name"], s.details["model_version"], s.state) for s in found] == [
         ("my-model", "1", DeploymentState.READY)

@@ -23,8 +23,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import mltrack
-from mltrack.flavours import Flavour
-from mltrack.models import flavour_of, infer_flavour
+from mltrack.models.flavours import Flavour
+from mltrack.models.registry import flavour_of, infer_flavour
 from mltrack.testing.flavours import FlavourConformance
 from mltrack_sklearn import plugin
 from mltrack_sklearn.flavour import SklearnFlavour

@@ -21,8 +21,8 @@ from torch_nets import NeedsArguments, RenamedTinyNet, TinyNet, make_tiny_net
 import mltrack
 import mltrack_torch
 from mltrack.errors import InvalidInputError
-from mltrack.flavours import Flavour
-from mltrack.models import flavour_of, infer_flavour
+from mltrack.models.flavours import Flavour
+from mltrack.models.registry import flavour_of, infer_flavour
 from mltrack.testing.flavours import FlavourConformance
 from mltrack_torch import StateDict, TorchFlavour, TorchStateDictFlavour, plugin
 

@@ -53,7 +53,7 @@ def test_cli_help_does_not_import_torch() -> None:
 def test_listing_contributions_and_other_autologgers_do_not_import_torch() -> None:
     result = run_python(
         "import sys, mltrack\n"
-        "from mltrack.autologging import autologgers\n"
+        "from mltrack.tracking.autologging import autologgers\n"
         "infos = {i.name: i for i in mltrack.get_plugin_manager().plugin_infos()}\n"
         "assert infos['torch'].contributes['flavours'] == ['torch', 'torch-state-dict']\n"
         "assert 'torch' in autologgers()\n"

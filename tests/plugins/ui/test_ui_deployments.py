@@ -22,8 +22,8 @@ def save_scorer_record(uri: str, folder: Path, **changes: Any) -> None:
 
     from mlflow import MlflowClient
 
-    from mltrack.deployments import Deployment, save_record
-    from mltrack.providers import DeploymentState
+    from mltrack.deployment.deployments import Deployment, save_record
+    from mltrack.deployment.providers import DeploymentState
 
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(client.create_experiment("deploy-ui"))
@@ -136,6 +136,6 @@ def test_a_record_holding_nan_is_served_as_strict_json(sqlite_uri: str, tmp_path
     ],
 )
 def test_the_ui_masks_with_cores_public_helper(value: object, shown: object) -> None:
-    from mltrack.secrets import mask_secrets
+    from mltrack.config.secrets import mask_secrets
 
     assert mask_secrets(value) == shown

@@ -93,7 +93,7 @@ class PanelPlugin:
 
 @pytest.fixture
 def ui_with_panel_plugin(seeded: Seeded) -> Any:
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     manager.load()
@@ -127,7 +127,7 @@ def test_plugin_routes_live_under_their_own_prefix(ui_with_panel_plugin: UI) -> 
 
 
 def test_the_ui_hooks_are_declared_once_mltrack_ui_is_loaded() -> None:
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     hooks = get_plugin_manager().hook
     assert {"ui_run_panels", "ui_model_panels", "ui_register_routes"} <= set(vars(hooks))
@@ -190,7 +190,7 @@ class NonFinitePlugin:
 
 @pytest.fixture
 def ui_with_non_finite_plugin(seeded: Seeded) -> Any:
-    from mltrack.plugins import get_plugin_manager
+    from mltrack.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     manager.load()

@@ -45,7 +45,7 @@ class Store:
 
 
 def _bulk_metrics(store: Any, run_id: str, points: list[tuple[str, float, int, int]]) -> None:
-    from mltrack.records import Batch, Metric
+    from mltrack.storage.records import Batch, Metric
 
     store.write(Batch(run_id, metrics=[Metric(key, value, stamp, step) for key, value, stamp, step in points]))
 
@@ -157,7 +157,7 @@ def _bulk_sweep(store: Any, experiment_id: str, start: int) -> list[str]:
 def _seed(uri: str, folder: Path) -> Store:
     from mlflow import MlflowClient
 
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     client = MlflowClient(tracking_uri=uri)
     store = get_store(uri)
@@ -264,7 +264,7 @@ def test_many_series_are_answered_at_once_each_within_budget(ui_readable: UI, re
 
 
 def test_a_cut_series_is_read_again_once_it_has_a_new_last_point(ui_readable: UI, readable: Store) -> None:
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     run_id = readable.sweep_runs[-1]
     path = f"/api/metrics/history?run_ids={run_id}&keys=grad_norm&max_points=100"
@@ -452,7 +452,7 @@ def test_a_sweep_of_twenty_runs_compares_on_one_grid(
 def test_a_running_run_updates_until_it_ends(page: Any, ui_readable: UI, readable: Store, problems: list[str]) -> None:
     from mlflow import MlflowClient
 
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     _open(page, f"{ui_readable.url}/run/?id={readable.live_run}", "[data-testid=updated-ago][data-live=true]")
     page.click("text=charts")

@@ -17,7 +17,7 @@ def q(**params: object) -> str:
 
 
 def test_the_store_is_read_through_the_client(seeded_server: Seeded) -> None:
-    from mltrack.store import MlflowStore
+    from mltrack.storage.store import MlflowStore
     from mltrack_ui.sql_store import sqlalchemy_store
 
     assert sqlalchemy_store(MlflowStore(seeded_server.uri)) is None

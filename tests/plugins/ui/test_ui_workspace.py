@@ -49,7 +49,7 @@ class Sweep:
 
 @pytest.fixture(scope="module")
 def sweep(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
-    from mltrack.store import get_store
+    from mltrack.storage.store import get_store
 
     folder = tmp_path_factory.mktemp("ui-workspace")
     uri = fresh_sqlite_uri(_sqlite_template, folder)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mltrack.errors import InvalidInputError, MLTrackError
-from mltrack.flavours import Flavour, Predictor
+from mltrack.models.flavours import Flavour, Predictor
 
 logger = logging.getLogger("mltrack.serving")
 
@@ -92,8 +92,8 @@ def _download_uri(uri: str, cache_key: str) -> Path:
     """Download an artifact URI (``runs:/``, a logged model) once into the data dir."""
     import mlflow.artifacts
 
-    from mltrack.config import get_settings
-    from mltrack.store import get_store
+    from mltrack.config.settings import get_settings
+    from mltrack.storage.store import get_store
 
     target = Path(get_settings().data_dir) / "models" / cache_key
     if (target / "MLmodel").is_file():
@@ -125,7 +125,7 @@ def _with_registry_name(path: Path) -> ModelLocation:
     cache records that beside the files: the local provider serves from the cache)."""
     import json
 
-    from mltrack.models import CACHE_RECORD
+    from mltrack.models.registry import CACHE_RECORD
 
     try:
         record = json.loads((path / CACHE_RECORD).read_text())
@@ -141,7 +141,7 @@ def _registered(name: str, version: int | str) -> ModelLocation:
     if files is not None:
         return ModelLocation(files.path, files.name, files.version)
     # a store the lookup does not read, or nothing found: MLflow's client answers (and words the error)
-    from mltrack.models import _download, resolve_version
+    from mltrack.models.registry import _download, resolve_version
 
     resolved = resolve_version(name, version)
     return ModelLocation(_download(resolved), resolved.name, str(resolved.version))
@@ -223,7 +223,7 @@ def warn_requirement_mismatches(path: Path) -> None:
     ``model_environment``, the rule the cloud providers' images use too)."""
     from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
-    from mltrack.model_env import model_environment, running_python
+    from mltrack.models.environment import model_environment, running_python
 
     environment = model_environment(path)
     if environment.requirements:
@@ -251,8 +251,8 @@ def read_mlmodel(path: Path) -> dict[str, Any]:
 
 def _flavour_of(mlmodel: dict[str, Any]) -> Flavour:
     """The flavour that wrote a model (MLTrack's tag, else MLflow's flavour keys), as
-    ``mltrack.models.flavour_of`` finds it, from the MLmodel dict."""
-    from mltrack.models import flavours, get_flavour
+    ``mltrack.models.registry.flavour_of`` finds it, from the MLmodel dict."""
+    from mltrack.models.registry import flavours, get_flavour
 
     named = (mlmodel.get("metadata") or {}).get("mltrack_flavour")
     if named:

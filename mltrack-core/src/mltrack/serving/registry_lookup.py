@@ -6,7 +6,7 @@ MLflow's tables (``model_versions``, ``registered_model_aliases``), and an MLflo
 is asked over its REST API (``model-versions/get``, ``registered-models/alias`` or
 ``registered-models/get``, then ``model-versions/get-download-uri``). The files are copied
 from a local artifact folder or downloaded through the server's artifact proxy
-(``mlflow-artifacts:``) into MLTrack's model cache, where ``mltrack.models`` keeps them
+(``mlflow-artifacts:``) into MLTrack's model cache, where ``mltrack.models.registry`` keeps them
 (same folder, same record), so either finds what the other fetched.
 
 Everything else goes to MLflow: another database, a cloud artifact store, Databricks,
@@ -78,7 +78,7 @@ class RegisteredFiles:
 def registered_files(name: str, version: int | str) -> RegisteredFiles | None:
     """The local folder of model ``name`` at ``version`` (a number, "latest" or an alias),
     fetched into the model cache if need be; None when MLflow's client must be asked."""
-    from mltrack.config import get_settings
+    from mltrack.config.settings import get_settings
 
     settings = get_settings()
     tracking_uri = settings.resolved_tracking_uri()
@@ -279,7 +279,7 @@ def store_key(tracking_uri: str) -> str:
 
 
 def cache_record(found: RegistryVersion, tracking_uri: str) -> dict[str, Any]:
-    """What ``mltrack.models`` records beside a cached version (compared, key for key, before reuse)."""
+    """What ``mltrack.models.registry`` records beside a cached version (compared, key for key, before reuse)."""
     return {
         "name": found.name,
         "version": found.version,
@@ -291,7 +291,7 @@ def cache_record(found: RegistryVersion, tracking_uri: str) -> dict[str, Any]:
 
 def _cached_or_fetched(found: RegistryVersion, tracking_uri: str, data_dir: Path) -> Path:
     """The version's folder in the model cache, fetched first unless the cache holds these very files."""
-    from mltrack.models import CACHE_RECORD
+    from mltrack.models.registry import CACHE_RECORD
 
     target = data_dir / "models" / store_key(tracking_uri) / found.name / found.version
     record = cache_record(found, tracking_uri)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mltrack.flavours import Flavour
+from mltrack.models.flavours import Flavour
 from mltrack.testing.sinks import overrides_standard_test
 
 __all__ = ["FlavourConformance", "overrides_standard_test"]

@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from mltrack.providers import DeploymentState, DeployProvider
+from mltrack.deployment.providers import DeploymentState, DeployProvider
 from mltrack.testing.sinks import overrides_standard_test
 
 __all__ = ["MODEL_NAME", "ProviderConformance", "overrides_standard_test"]
@@ -71,7 +71,8 @@ def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     artifact files, which the tests only read.
     """
     import mltrack
-    from mltrack import config, store
+    from mltrack.config import settings as config
+    from mltrack.storage import store
 
     global _store_template
     if _store_template is None or not _store_template.exists():
@@ -133,7 +134,9 @@ class ProviderConformance:
     @pytest.fixture(autouse=True)
     def _conformance_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         import mltrack
-        from mltrack import config, plugins, store
+        from mltrack.config import settings as config
+        from mltrack.plugins import manager as plugins
+        from mltrack.storage import store
 
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
@@ -158,7 +161,7 @@ class ProviderConformance:
         config.reset_settings()
         store._stores.clear()
         yield
-        from mltrack.deployments import delete_deployment, list_deployments
+        from mltrack.deployment.deployments import delete_deployment, list_deployments
 
         for deployment in list_deployments():
             with contextlib.suppress(Exception):
@@ -169,12 +172,12 @@ class ProviderConformance:
     # -- helpers --------------------------------------------------------------------------
 
     def provider(self) -> DeployProvider[Any]:
-        from mltrack.deployments import get_provider
+        from mltrack.deployment.deployments import get_provider
 
         return get_provider(self.provider_class().name)
 
     def deploy(self, version: int | str = "latest", config: dict[str, Any] | None = None) -> Any:
-        from mltrack.deployments import deploy
+        from mltrack.deployment.deployments import deploy
 
         return deploy(
             MODEL_NAME,
@@ -197,17 +200,17 @@ class ProviderConformance:
     # -- standard tests -------------------------------------------------------------------
 
     def test_the_provider_class_is_valid(self) -> None:
-        from mltrack.providers import validate_provider
+        from mltrack.deployment.providers import validate_provider
 
         assert validate_provider(self.provider_class()) == self.provider_class().name
 
     def test_the_valid_config_validates(self) -> None:
-        from mltrack.deployments import validate_config
+        from mltrack.deployment.deployments import validate_config
 
         validate_config(self.provider_class(), self.valid_config())
 
     def test_an_unknown_config_field_is_refused_and_nothing_is_created(self) -> None:
-        from mltrack.deployments import list_deployments
+        from mltrack.deployment.deployments import list_deployments
         from mltrack.errors import InvalidInputError
 
         before = self.target_snapshot(self.provider())
@@ -225,7 +228,7 @@ class ProviderConformance:
             assert field in str(caught.value), f"the error for {config} does not name {field!r}: {caught.value}"
 
     def test_plan_has_no_side_effects(self) -> None:
-        from mltrack.deployments import list_deployments, plan_deployment
+        from mltrack.deployment.deployments import list_deployments, plan_deployment
 
         before = self.target_snapshot(self.provider())
         plan = plan_deployment(MODEL_NAME, 1, self.provider_class().name, self.valid_config())
@@ -235,7 +238,7 @@ class ProviderConformance:
         assert self.target_snapshot(self.provider()) == before
 
     def test_deploy_predict_logs_and_delete(self) -> None:
-        from mltrack.deployments import delete_deployment, get_deployment
+        from mltrack.deployment.deployments import delete_deployment, get_deployment
 
         deployment = self.deploy(1)
         assert deployment.state is DeploymentState.READY, deployment.message
@@ -250,7 +253,7 @@ class ProviderConformance:
         assert self.provider().status(get_deployment(deployment.id)).state is not DeploymentState.READY
 
     def test_redeploying_serves_the_new_version(self) -> None:
-        from mltrack.deployments import list_deployments
+        from mltrack.deployment.deployments import list_deployments
 
         self.deploy(1)
         second = self.deploy(2)
@@ -259,8 +262,8 @@ class ProviderConformance:
         assert [(d.id, d.model_version) for d in list_deployments()] == [(second.id, 2)]
 
     def test_missing_credentials_raise_the_credentials_error_before_anything_is_created(self) -> None:
-        from mltrack import config
-        from mltrack.deployments import list_deployments
+        from mltrack.config import settings as config
+        from mltrack.deployment.deployments import list_deployments
         from mltrack.errors import CredentialsMissingError
 
         without = self.remove_credentials()

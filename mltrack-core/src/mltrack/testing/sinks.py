@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mltrack.records import Batch, Metric, Param, Tag
-from mltrack.sinks import Sink
-from mltrack.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+from mltrack.storage.records import Batch, Metric, Param, Tag
+from mltrack.storage.sinks import Sink
+from mltrack.storage.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 F = TypeVar("F", bound=Callable[..., Any])
 
