@@ -210,6 +210,12 @@ _BROWSER_FIXTURES = frozenset({"page", "browser", "context"})
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `make test-isolated` leaves the browser tests out: they exercise the same Python code as
     # the API tests (what an isolated venv checks) and cost minutes of CI a second time.
+    browser_files = set()
     for item in items:
         if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.browser)
+            browser_files.add(item.path)
+    # Playwright's session leaves its event loop set as the running one in the process: an
+    # `asyncio.run` in a later test fails. Files with browser tests go last, so that under
+    # pytest-xdist (`--dist loadfile`, make test) no worker runs another file after one of them.
+    items.sort(key=lambda item: item.path in browser_files)

@@ -44,7 +44,7 @@ time.sleep(120)
 
 
 class Child:
-    def __init__(self, tmp_path: Path, mode: str, total: int = 10_000) -> None:
+    def __init__(self, tmp_path: Path, mode: str, total: int = 10_000, env: dict[str, str] | None = None) -> None:
         self.counter_path = tmp_path / f"counter-{mode}"
         self.counter_path.write_bytes(b"\0" * 8)
         self.process = subprocess.Popen(
@@ -52,7 +52,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ),
+            env={**os.environ, **(env or {})},
         )
         assert self.process.stdout is not None
         self.run_id = self.process.stdout.readline().strip()
@@ -139,7 +139,10 @@ def test_the_next_process_on_the_store_replays_what_a_dead_one_left(sqlite_uri: 
 
 
 def test_replaying_twice_adds_no_duplicates(sqlite_uri: str, tmp_path: Path) -> None:
-    child = Child(tmp_path, "twice")
+    # Nothing may be delivered before the kill, so that both replays send every point: the writer is
+    # the child's own thread (it dies with it), waking only after a minute. With the writer process a
+    # busy machine could let it deliver first.
+    child = Child(tmp_path, "twice", env={"MLTRACK_WRITER": "thread", "MLTRACK_FLUSH_INTERVAL_MS": "60000"})
     child.wait_logged()
     child.kill(signal.SIGKILL)
     spool = tmp_path / ".mltrack" / "spool"
