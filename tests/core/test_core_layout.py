@@ -144,8 +144,8 @@ def test_every_top_level_part_of_the_core_has_a_layer() -> None:
 
 # -- imports inside functions -------------------------------------------------------------------
 
-# Third-party packages that `import mltrack` and `mltrack --help` must not load: each costs 20 ms or
-# more (`python -X importtime`), from pyyaml's 30 ms to mlflow's seconds; benchmarks/import_time.py.
+# Packages (and their submodules) whose import costs 20 ms or more (`python -X importtime`), from
+# pyyaml's 30 ms to mlflow's seconds, and that `import mltrack` must not load (benchmarks/import_time.py).
 HEAVY_ROOTS = frozenset(
     {
         "mlflow",
@@ -164,7 +164,7 @@ HEAVY_ROOTS = frozenset(
         "dotenv",
         "packaging",
         "pytest",
-        # not heavy alone, but kept off the writer process and `mltrack --help`: 20 to 100 ms each
+        # `mltrack --help` needs these; `import mltrack`, `mltrack.extend` and the writer process do not
         "click",
         "pluggy",
         "importlib.metadata",
