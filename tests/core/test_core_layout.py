@@ -5,7 +5,9 @@ The graph is the one `lint-imports` checks (grimp; imports inside functions coun
 layers; these tests catch what a layers contract lets through: modules of one layer (or of one
 subpackage) importing each other in a circle, and a top-level part missing from the layers.
 They also keep the layout's two constraints on names: no subpackage is named like a name of the
-user API, and the python flavour stays where models logged with it look for it.
+user API, and the python flavour stays where models logged with it look for it. And imports sit
+at the top of their module, except those that keep a heavy package out of a light path (read from
+the source: what each module's top-level imports load, through the core's own modules).
 """
 
 from __future__ import annotations
