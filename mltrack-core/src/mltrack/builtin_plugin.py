@@ -9,7 +9,11 @@ import subprocess
 import sys
 from typing import Any
 
+from mltrack._version import __version__
 from mltrack.hookspecs import hookimpl
+
+# The plugin manager, the settings (pydantic) and the flavour and provider are imported inside the hooks: `mltrack
+# --help` loads this plugin (benchmarks/import_time.py).
 
 
 def _git(*args: str) -> str | None:
@@ -39,8 +43,6 @@ def git_tags() -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def environment_tags() -> dict[str, str]:
-    from mltrack._version import __version__
-
     tags = {
         "mltrack.host": socket.gethostname(),
         "mltrack.python": platform.python_version(),
@@ -62,7 +64,7 @@ def run_context_tags(run: Any) -> dict[str, str]:
 
 @hookimpl
 def register_flavours(register: Any) -> None:
-    from mltrack.python_flavour import PythonFlavour
+    from mltrack.python_flavour import PythonFlavour  # lazy: not on --help, which loads this plugin
 
     register(PythonFlavour())
 

@@ -33,6 +33,9 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# The registry, the deployments and the runs are imported inside functions: plugins import this module at `mltrack
+# --help` (benchmarks/import_time.py).
+
 _EXPORTS: dict[str, str] = {
     # contract types
     "Flavour": "mltrack.models.flavours",

@@ -12,7 +12,11 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from mltrack._version import __version__
 from mltrack.models.flavours import Flavour
+
+# mlflow and importlib.metadata are imported inside functions: the builtin plugin registers this flavour at `mltrack
+# --help` (benchmarks/import_time.py).
 
 
 def _accepts_params(func: Any) -> bool:
@@ -98,8 +102,6 @@ class PythonFlavour(Flavour):
 
     def requirements(self, model: Any) -> list[str]:
         from importlib import metadata
-
-        from mltrack._version import __version__
 
         requirements = [f"mltrack-core=={__version__}", f"mlflow=={metadata.version('mlflow')}"]
         module = type(model).__module__.split(".")[0]

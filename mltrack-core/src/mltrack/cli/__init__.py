@@ -7,16 +7,25 @@ import math
 import os
 import sys
 import traceback
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mltrack._version import __version__
+from mltrack.cli.artifacts import artifacts_group
+from mltrack.cli.deploy import deploy_command, deployments_group
 from mltrack.cli.output import _console, _table, echo_json
+from mltrack.cli.serve import serve_command
+from mltrack.config.files import config_file, pyproject_file
 from mltrack.config.secrets import mask_secrets
 from mltrack.errors import MLTrackError
 from mltrack.plugins.install_hint import install_hint
+
+# rich, the settings (pydantic), the plugin manager and the run, store and spool modules (`# lazy:`) are imported
+# inside the commands, not for `mltrack --help` (benchmarks/import_time.py).
 
 CORE_COMMANDS = (
     "plugins",
@@ -105,7 +114,7 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where to write it (default ./mltrack-NAME).")
 def plugins_new(name: str, kind: str, directory: Path | None) -> None:
     """Write a new plugin package NAME (pyproject, plugin module, conformance tests, README)."""
-    from mltrack.cli.scaffold import new_plugin
+    from mltrack.cli.scaffold import new_plugin  # lazy: not on --help
 
     target = new_plugin(name, kind, directory)
     click.echo(f"created {target}")
@@ -121,7 +130,6 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def config_show(as_json: bool) -> None:
     """Show every setting in force and where its value comes from."""
-    from mltrack.config.files import config_file, pyproject_file
     from mltrack.config.settings import describe_source, describe_table_source, get_settings
 
     settings = get_settings()
@@ -152,7 +160,7 @@ def experiments_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def experiments_list(as_json: bool) -> None:
     """List the store's experiments."""
-    from mltrack.tracking.experiments import list_experiments
+    from mltrack.tracking.experiments import list_experiments  # lazy: not on --help
 
     experiments = list_experiments()
     rows = [
@@ -179,8 +187,6 @@ def runs_group() -> None:
 
 
 def _run_row(run: Any, experiment_name: str | None = None) -> dict[str, Any]:
-    from datetime import datetime, timezone
-
     start = run.info.start_time
     end = run.info.end_time
     return {
@@ -209,7 +215,6 @@ def _number(value: float) -> str:
 
 def _started(start_ms: int | None) -> str:
     """A start time in the terminal's local time, short: the year only when it is not this one."""
-    from datetime import datetime
 
     if not start_ms:
         return ""
@@ -234,7 +239,6 @@ def _metric_lines(metrics: list[tuple[str, float]], width: int) -> str:
 
 def _key_metrics(rows: list[dict[str, Any]], count: int) -> list[str]:
     """The metrics most of the listed runs have, the model's before ``system/`` ones (ties by name)."""
-    from collections import Counter
 
     seen = Counter(key for row in rows for key in row["metrics"])
     ranked = sorted(seen.items(), key=lambda item: (item[0].startswith("system/"), -item[1], item[0]))
@@ -259,9 +263,9 @@ def runs_list(
     as_json: bool,
 ) -> None:
     """List runs, newest first: short ids, names, experiments and their latest metric values."""
-    from mltrack.storage.store import get_store
-    from mltrack.tracking.queries import search_runs
-    from mltrack.tracking.run_ids import short_run_id
+    from mltrack.storage.store import get_store  # lazy: not on --help
+    from mltrack.tracking.queries import search_runs  # lazy: not on --help
+    from mltrack.tracking.run_ids import short_run_id  # lazy: not on --help
     from mltrack.tracking.run_lifecycle import experiment_names
 
     found = search_runs(list(experiment) or None, filter_string, order_by=list(order_by) or None, max_results=limit)
@@ -326,8 +330,8 @@ def runs_list(
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show a run's info, params, metrics and tags (RUN_ID may be a unique prefix)."""
-    from mltrack.storage.store import get_store
-    from mltrack.tracking.run_ids import resolve_run_id
+    from mltrack.storage.store import get_store  # lazy: not on --help
+    from mltrack.tracking.run_ids import resolve_run_id  # lazy: not on --help
     from mltrack.tracking.run_lifecycle import experiment_names
     from mltrack.tracking.runs import get_run
 
@@ -351,7 +355,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 
 
 def _change_line(verb: str, change: Any) -> str:
-    from mltrack.tracking.run_ids import short_run_id
+    from mltrack.tracking.run_ids import short_run_id  # lazy: not on --help
 
     what = f"run {short_run_id(change.run_id)} ({change.name or 'unnamed'}) in experiment {change.experiment!r}"
     text = f"{verb} {what}" if change.changed else f"{what}: {change.note}"
@@ -398,7 +402,7 @@ def gc_command(
     older_than: str | None, run_ids: tuple[str, ...], backend_store_uri: str | None, dry_run: bool, yes: bool
 ) -> None:
     """Remove deleted runs for good: their artifacts, params, metrics and tags (as `mlflow gc`)."""
-    from mltrack.tracking.run_ids import short_run_id
+    from mltrack.tracking.run_ids import short_run_id  # lazy: not on --help
     from mltrack.tracking.run_lifecycle import Collector, parse_age
 
     age_ms = parse_age(older_than) if older_than is not None else 0
@@ -515,7 +519,7 @@ def models_alias(name: str, alias: str, version: int) -> None:
 
 def _spools_left_alone(root: Path, replayed: set[Path]) -> str:
     """Why the spools sync did not touch are still there, in a few words ('' if none are)."""
-    from mltrack.storage.spool import WRITER_LOCK, spool_folders, spool_owner_alive
+    from mltrack.storage.spool import WRITER_LOCK, spool_folders, spool_owner_alive  # lazy: not on --help
 
     live = delivering = 0
     for folder in spool_folders(root):
@@ -549,8 +553,8 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
     time; the new run id is printed.
     """
     from mltrack.config.settings import get_settings
-    from mltrack.storage.spool import read_spool, spool_folders, spool_root, try_lock
-    from mltrack.tracking.replay import replay_orphans
+    from mltrack.storage.spool import read_spool, spool_folders, spool_root, try_lock  # lazy: not on --help
+    from mltrack.tracking.replay import replay_orphans  # lazy: not on --help
 
     root = spool_root(get_settings().data_dir)
     if dry_run:
@@ -653,8 +657,6 @@ def sync_command(dry_run: bool, as_json: bool) -> None:
 
 
 def _add_deploy_commands() -> None:
-    from mltrack.cli.deploy import deploy_command, deployments_group
-
     cli.add_command(deploy_command)
     cli.add_command(deployments_group)
 
@@ -663,8 +665,6 @@ _add_deploy_commands()
 
 
 def _add_artifacts_commands() -> None:
-    from mltrack.cli.artifacts import artifacts_group
-
     cli.add_command(artifacts_group)
 
 
@@ -672,8 +672,6 @@ _add_artifacts_commands()
 
 
 def _add_serve_command() -> None:
-    from mltrack.cli.serve import serve_command
-
     cli.add_command(serve_command)
 
 

@@ -19,6 +19,9 @@ import click
 from mltrack.cli.output import _console, _table, echo_json
 from mltrack.config.secrets import mask_secrets
 
+# rich, pydantic and the run and store modules (`# lazy:`) are imported inside the commands, not for `mltrack --help`
+# (benchmarks/import_time.py).
+
 DEFAULT_PROGRESS_THRESHOLD = "50MB"
 PROGRESS_THRESHOLD_ENV = "MLTRACK_UPLOAD_PROGRESS_THRESHOLD"
 _POLL_S = 0.1
@@ -152,9 +155,9 @@ def artifacts_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def artifacts_list(run_id: str, path: str, as_json: bool) -> None:
     """List the artifacts of RUN_ID (an id or unique prefix) inside folder PATH (default the root)."""
-    from mltrack.storage.store import get_store
-    from mltrack.tracking.experiments import store_errors
-    from mltrack.tracking.run_ids import resolve_run_id
+    from mltrack.storage.store import get_store  # lazy: not on --help
+    from mltrack.tracking.experiments import store_errors  # lazy: not on --help
+    from mltrack.tracking.run_ids import resolve_run_id  # lazy: not on --help
     from mltrack.tracking.runs import get_run
 
     run_id = get_run(resolve_run_id(run_id)).info.run_id  # an unknown run is one line naming the store
@@ -192,13 +195,13 @@ def artifacts_upload(
 
     A folder keeps its layout under --artifact-path, as mltrack.log_artifacts does.
     """
-    from mltrack.storage.store import get_store
-    from mltrack.tracking.experiments import store_errors
+    from mltrack.storage.store import get_store  # lazy: not on --help
+    from mltrack.tracking.experiments import store_errors  # lazy: not on --help
     from mltrack.tracking.logging_api import _check_artifact_path
     from mltrack.tracking.runs import get_run
 
     _check_artifact_path("--artifact-path", artifact_path)
-    from mltrack.tracking.run_ids import resolve_run_id
+    from mltrack.tracking.run_ids import resolve_run_id  # lazy: not on --help
 
     run = get_run(resolve_run_id(run_id))
     run_id = run.info.run_id

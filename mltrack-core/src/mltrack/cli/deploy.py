@@ -12,6 +12,10 @@ import click
 
 from mltrack.cli.output import echo_json
 from mltrack.config.secrets import mask_secrets
+from mltrack.errors import InvalidInputError, MLTrackError
+
+# rich and the deployments (pydantic-settings, the plugin manager) are imported inside the commands, not for `mltrack
+# --help` (benchmarks/import_time.py).
 
 
 def _parse_value(text: str) -> Any:
@@ -195,8 +199,6 @@ def deployments_list(
 
 
 def _refresh_quietly(refresh: Any, record: Any) -> Any:
-    from mltrack.errors import MLTrackError
-
     try:
         return refresh(record)
     except MLTrackError as exc:  # a provider that cannot be asked now: show the recorded state
@@ -240,7 +242,6 @@ def deployments_logs(deployment_id: str, tail: int) -> None:
 def deployments_predict(deployment_id: str, data: str | None, path: str | None) -> None:
     """Send one request to a deployment and print its predictions as JSON."""
     from mltrack.deployment.deployments import get_deployment
-    from mltrack.errors import InvalidInputError
 
     if data is not None and path is not None:
         raise click.UsageError("give --data or --file, not both")

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+# rich (about 100 modules) is imported when something is printed, not for `mltrack --help`
+# (benchmarks/import_time.py).
+
 
 def _console() -> Any:
     from rich.console import Console

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+# pydantic and the server (uvicorn, fastapi) are imported when `mltrack serve` runs, not for `mltrack --help`
+# (benchmarks/import_time.py).
+
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 

@@ -48,6 +48,10 @@ from mltrack.errors import (
     DeployTimeoutError,
     InvalidInputError,
 )
+from mltrack.storage.store import get_store
+
+# mlflow, the plugin manager and the settings are imported inside functions: the provider contract that plugins import
+# at `mltrack --help` stays light (benchmarks/import_time.py).
 
 if sys.platform != "win32":
     import fcntl
@@ -218,8 +222,6 @@ def default_name(model_name: str) -> str:
 
 
 def _client() -> Any:
-    from mltrack.storage.store import get_store
-
     return get_store().client
 
 
@@ -378,7 +380,6 @@ class LogProgress:
 def resolve_model_ref(model_name: str, version: int | str = "latest") -> ModelRef:
     """The registered model version a deployment would serve (an unknown one raises, listing what exists)."""
     from mltrack.models.registry import resolve_version
-    from mltrack.storage.store import get_store
 
     resolved = resolve_version(model_name, version)
     alias = None

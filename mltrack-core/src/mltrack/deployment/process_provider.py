@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mltrack.config.settings import get_settings
 from mltrack.deployment.providers import (
     DeploymentState,
     DeploymentStatus,
@@ -317,7 +318,6 @@ class ProcessProvider(DeployProvider[ConfigT]):
     def state_dir(self) -> Path:
         """This provider's local state folder, ``<data_dir>/deployments/<name>/`` (created on use):
         one ``<deployment>.json`` and ``<deployment>.log`` per deployment."""
-        from mltrack.config.settings import get_settings
 
         path = Path(get_settings().data_dir) / "deployments" / self.name
         path.mkdir(parents=True, exist_ok=True)

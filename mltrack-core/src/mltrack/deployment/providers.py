@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from mltrack.deployment.deployments import Deployment
 
 
+# The registry (plugin manager) is imported inside functions: plugins import this contract at `mltrack --help`
+# (benchmarks/import_time.py).
+
+
 class DeploymentState(str, enum.Enum):
     """Where a deployment is in its life."""
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
+# packaging and the registry (plugin manager) are imported inside functions: `mltrack.extend` re-exports this module,
+# loaded at `mltrack --help` (benchmarks/import_time.py).
+
 # pip's own rule: `#` starts a comment at the start of a line or after whitespace (a URL's
 # `#egg=` fragment is not one).
 _COMMENT = re.compile(r"(^|\s)#.*$")

@@ -13,6 +13,8 @@ from typing import Any
 
 from mltrack.errors import PluginError
 
+# mlflow is imported inside functions: plugins subclass Flavour at `mltrack --help` (benchmarks/import_time.py).
+
 
 class Predictor:
     """The uniform prediction interface over any flavour: ``predict(inputs, params=None)``."""

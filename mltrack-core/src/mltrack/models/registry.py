@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrack._version import __version__
 from mltrack.errors import InvalidInputError, MLTrackError
 from mltrack.models.flavours import Flavour, Predictor
+from mltrack.plugins.manager import get_plugin_manager
 from mltrack.storage.store import get_store
+from mltrack.storage.validation import check_key, tag_to_string
 from mltrack.tracking import runs
+from mltrack.tracking.experiments import store_errors
 from mltrack.tracking.offline import check_registrable
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+# mlflow and the settings (pydantic) are imported inside functions so that `import mltrack.models` stays light
+# (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.models")
 
@@ -41,14 +51,12 @@ class ModelInfo:
 
 def flavours() -> dict[str, Flavour]:
     """Every registered flavour by name (the core's ``python`` flavour included)."""
-    from mltrack.plugins.manager import get_plugin_manager
 
     return dict(get_plugin_manager().objects("flavours"))
 
 
 def get_flavour(name: str) -> Flavour:
     """The installed flavour called ``name``; an unknown one raises, naming the plugin to install."""
-    from mltrack.plugins.manager import get_plugin_manager
 
     flavour: Flavour = get_plugin_manager().lookup("flavours", name)
     return flavour
@@ -56,7 +64,6 @@ def get_flavour(name: str) -> Flavour:
 
 def infer_flavour(model: Any) -> Flavour:
     """The flavour that handles ``model`` (plugins first, the ``python`` flavour last)."""
-    from mltrack.plugins.manager import get_plugin_manager
 
     name = get_plugin_manager().first_result("infer_flavour", model=model)
     if name is None:
@@ -92,9 +99,6 @@ def log_model(
     ``input_example`` unless given. Returns the ``model_uri`` (``runs:/<id>/<name>``).
     """
     from mlflow.models import infer_signature
-
-    from mltrack._version import __version__
-    from mltrack.tracking.experiments import store_errors
 
     _check_name("name", name)
     if registered_model_name is not None:
@@ -154,9 +158,6 @@ def register_model(
 ) -> int:
     """Register a model object (logged first) or a model URI under ``name``; returns the version."""
     from mlflow.exceptions import MlflowException
-
-    from mltrack.storage.validation import check_key, tag_to_string
-    from mltrack.tracking.experiments import store_errors
 
     _check_name("name", name)
     clean_tags = {check_key("tag", k): tag_to_string(k, v) for k, v in (tags or {}).items()}
@@ -310,8 +311,6 @@ def _download(version: ModelVersion) -> Path:
     time, so a model deleted and registered again under the same name and number (or the
     same name in another store) is never served from stale files.
     """
-    import hashlib
-    import json
 
     import mlflow.artifacts
 
@@ -335,8 +334,6 @@ def _download(version: ModelVersion) -> Path:
             raise ModelNotFoundError(f"model {version.name} v{version.version} at {version.source} has no MLmodel")
         (local / CACHE_RECORD).write_text(json.dumps(record))
         if target.exists():  # stale files of another model under this name and number
-            import shutil
-
             shutil.rmtree(target)
         local.rename(target)
     return target

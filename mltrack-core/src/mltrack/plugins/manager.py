@@ -23,10 +23,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from mltrack import hookspecs, process_state
-from mltrack.errors import PluginCollisionError, PluginError
+from mltrack._version import __version__
+from mltrack.config.files import any_config_file
+from mltrack.errors import ConfigError, PluginCollisionError, PluginError
+from mltrack.plugins.install_hint import install_hint
 
 if TYPE_CHECKING:
     from mltrack.storage.sinks import Sink
+
+# click and the settings (pydantic) are imported inside functions: `import mltrack` and `mltrack --help` must not load
+# pydantic (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.plugins")
 
@@ -96,8 +102,6 @@ REGISTRATION_HOOKS: dict[str, str] = {kind: entry.hook for kind, entry in REGIST
 
 
 def _kind_validator(kind: str) -> Validator:
-    import importlib
-
     path = REGISTRY_KINDS[kind].validator
     if path is None:
         return _default_validator(kind)
@@ -108,7 +112,6 @@ def _kind_validator(kind: str) -> Validator:
 
 def unknown_name_error(kind: str, name: str, installed: list[str]) -> PluginError:
     """The one error for a name nothing registered as ``kind``, with what to install."""
-    from mltrack.plugins.install_hint import install_hint
 
     entry = REGISTRY_KINDS[kind]
     extra = entry.known.get(name)
@@ -540,8 +543,6 @@ def validate_settings_model(model: Any, plugin: str) -> None:
 
 
 def _own_version() -> str:
-    from mltrack._version import __version__
-
     return __version__
 
 
@@ -552,13 +553,11 @@ _manager_lock = threading.Lock()
 def _from_configuration() -> PluginManager:
     """A manager configured from the environment, or from the full settings where a
     config file or ``configure()`` may set the plugin switches."""
-    from mltrack.config.files import any_config_file
 
     configured = "mltrack.config.settings" in sys.modules and sys.modules["mltrack.config.settings"].has_overrides()
     if not (configured or any_config_file()):
         return PluginManager.from_environment()  # no file: the environment is the whole story
     from mltrack.config.settings import get_settings
-    from mltrack.errors import ConfigError
 
     try:
         settings = get_settings()
@@ -599,12 +598,9 @@ def _renew_locks() -> None:
 
 def plugin_settings(plugin: str) -> Any:
     """The validated settings model instance of ``plugin``'s config section."""
-    # imported here, not at the top: the settings bring pydantic, which `import mltrack` and
-    # `mltrack --help` must not load (benchmarks/import_time.py checks it)
     from pydantic import ValidationError
 
     from mltrack.config import settings as config
-    from mltrack.errors import ConfigError
 
     manager = get_plugin_manager()
     registry = manager.registry("settings")

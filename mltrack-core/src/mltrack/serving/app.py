@@ -36,14 +36,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from mltrack._version import __version__
 from mltrack.errors import InvalidInputError
 from mltrack.serving.batching import MicroBatcher
 from mltrack.serving.inference import Outcome, Scorer, internal_failure
 from mltrack.serving.limits import ServingLimits, env_name, serving_limits
+from mltrack.serving.loading import load_served_model, requirements_check_owed, warn_requirement_mismatches
 from mltrack.serving.protocol import RequestError, error_body, parse_request
 
 if TYPE_CHECKING:
     from mltrack.serving.loading import ServedModel
+
+# importlib.metadata is imported only to name the served package's version, once per app.
 
 logger = logging.getLogger("mltrack.serving")
 
@@ -151,7 +155,6 @@ class ServingState:
     def check_requirements(self) -> None:
         """Warn (in the log) about model requirements this environment does not meet, if the
         model was loaded without that check; run once the server answers, so not in its way."""
-        from mltrack.serving.loading import requirements_check_owed, warn_requirement_mismatches
 
         if self.model is not None and requirements_check_owed(self.model.path):
             try:
@@ -420,7 +423,6 @@ def _build(state: ServingState, on_startup: Callable[[], None] | None = None) ->
         if not state.ready or state.model is None:
             return state.not_ready()
         model = state.model
-        from mltrack._version import __version__
 
         document = {
             **state.model_info(),
@@ -507,7 +509,6 @@ def create_lazy_app(
     while the app already accepts connections. For containers that must bind their port
     at once (Modal, SageMaker's health check). The limits are those of ``create_app``.
     """
-    from mltrack.serving.loading import load_served_model
 
     def loader() -> ServedModel:
         return load_served_model(model, version)

@@ -8,6 +8,7 @@ gets an error. Runs in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import logging
 import sys
@@ -24,6 +25,8 @@ from mltrack.serving.schema import InputSpec, compile_signature
 
 if TYPE_CHECKING:
     from mltrack.serving.loading import ServedModel
+
+# pandas (about 0.5 s) is imported only for models that take a DataFrame; numpy-only requests skip it.
 
 logger = logging.getLogger("mltrack.serving")
 
@@ -89,8 +92,6 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (bytes, bytearray)):
-        import base64
-
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, (set, frozenset)):
         return list(obj)

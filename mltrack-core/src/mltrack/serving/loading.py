@@ -9,6 +9,7 @@ its parent and every worker loads the same local directory.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -18,7 +19,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mltrack.errors import InvalidInputError, MLTrackError
+from mltrack.models.environment import model_environment, running_python
 from mltrack.models.flavours import Flavour, Predictor
+from mltrack.storage.store import get_store
+
+# mlflow, yaml and the registry and settings are imported inside functions so that a multi-worker server's parent
+# loads only what locating needs (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.serving")
 
@@ -93,7 +99,6 @@ def _download_uri(uri: str, cache_key: str) -> Path:
     import mlflow.artifacts
 
     from mltrack.config.settings import get_settings
-    from mltrack.storage.store import get_store
 
     target = Path(get_settings().data_dir) / "models" / cache_key
     if (target / "MLmodel").is_file():
@@ -123,7 +128,6 @@ def _download_uri(uri: str, cache_key: str) -> Path:
 def _with_registry_name(path: Path) -> ModelLocation:
     """A model directory, named as the registry version it was downloaded from (MLTrack's model
     cache records that beside the files: the local provider serves from the cache)."""
-    import json
 
     from mltrack.models.registry import CACHE_RECORD
 
@@ -222,8 +226,6 @@ def warn_requirement_mismatches(path: Path) -> None:
     meet, and a Python version other than the one the model was saved with (both read by
     ``model_environment``, the rule the cloud providers' images use too)."""
     from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
-
-    from mltrack.models.environment import model_environment, running_python
 
     environment = model_environment(path)
     if environment.requirements:

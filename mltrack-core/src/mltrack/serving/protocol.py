@@ -25,6 +25,8 @@ import orjson
 from mltrack.errors import MLTrackError
 from mltrack.serving.schema import Column, InputSpec, Tensor, ValueProblem, describe, expected_json_type
 
+# pandas (about 0.5 s) is imported only for models that take a DataFrame; numpy-only requests skip it.
+
 DATAFRAME_SPLIT = "dataframe_split"
 DATAFRAME_RECORDS = "dataframe_records"
 INSTANCES = "instances"

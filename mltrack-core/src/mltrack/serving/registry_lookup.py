@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# mlflow, the model registry and the settings (pydantic) are imported inside the functions that need them: this module
+# exists to find a model without importing mlflow (see above).
+
 logger = logging.getLogger("mltrack.serving")
 
 #: MLflow's stage of a deleted version that its store still keeps a row of

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# mlflow is imported inside functions: importing the serving app loads no mlflow; loading a model does.
 
 
 class ValueProblem(Exception):
@@ -235,7 +238,6 @@ def scalar_signature(document: Any) -> JsonSignature | None:
     """The ``signature`` entry of an MLmodel dict as a ``JsonSignature``, or None when it is
     not one this module checks completely without MLflow: inputs that are named (or all
     unnamed) scalar columns of the types in ``_SCALARS``, and no params."""
-    import json
 
     if not isinstance(document, dict) or document.get("params"):
         return None

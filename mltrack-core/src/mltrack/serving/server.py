@@ -27,9 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from mltrack.errors import InvalidInputError, MLTrackError
 from mltrack.serving.limits import ServingLimits, serving_limits
+from mltrack.serving.loading import ModelLocation, load_located, locate_model
 
 if TYPE_CHECKING:
     import socket
+
+# uvicorn and the app (fastapi) are imported when a server starts, not when `mltrack serve --help` runs
+# (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.serving")
 
@@ -245,7 +249,6 @@ def _run_workers(
 def worker_app() -> Any:
     """The app of one worker of a multi-worker server (uvicorn calls this in each worker)."""
     from mltrack.serving.app import create_app
-    from mltrack.serving.loading import ModelLocation, load_located
 
     spec = json.loads(os.environ[WORKER_SPEC_ENV])
     with _no_gc_while_loading():
@@ -312,7 +315,6 @@ def serve(
         max_body_size=max_body_size, max_concurrency=max_concurrency, shutdown_timeout_s=shutdown_timeout_s
     )
     _log_to_stderr(log_level)
-    from mltrack.serving.loading import load_located, locate_model
 
     with _no_gc_while_loading():
         location = locate_model(model, version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from mltrack.errors import PluginError
 from mltrack.storage.records import Batch
 
 
@@ -44,7 +45,6 @@ class Sink(ABC):
 
 def validate_sink(obj: object) -> str:
     """Registry validator: sinks must be ``Sink`` instances with a name."""
-    from mltrack.errors import PluginError
 
     if not isinstance(obj, Sink):
         raise PluginError(f"register_sinks got {obj!r}, which is not a mltrack.Sink instance")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mltrack import process_state
+from mltrack.config.secrets import mask_secrets
+from mltrack.errors import StoreError, StoreUnreachableError
 from mltrack.storage.records import Batch, Metric
 from mltrack.storage.sinks import Sink
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+# mlflow, sqlalchemy and the settings (pydantic) are imported when a store is first touched, not by `import mltrack`
+# (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.store")
 
@@ -43,16 +50,12 @@ def _check_reachable(uri: str) -> None:
     then prints a long traceback; a TCP connect says the same at once. Behind an HTTP proxy
     the server may be reachable only through it, so no check is made there.
     """
-    import socket
-    import urllib.parse
-    import urllib.request
+    from urllib.request import getproxies, proxy_bypass
 
-    from mltrack.errors import StoreUnreachableError
-
-    parsed = urllib.parse.urlsplit(uri)
+    parsed = urlsplit(uri)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return
-    if urllib.request.getproxies().get(parsed.scheme) and not urllib.request.proxy_bypass(parsed.hostname):
+    if getproxies().get(parsed.scheme) and not proxy_bypass(parsed.hostname):
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
@@ -93,9 +96,6 @@ def _check_credentials(uri: str, creds: Any) -> None:
     calls that follow, which report it their own way.
     """
     from mlflow.utils.rest_utils import http_request
-
-    from mltrack.config.secrets import mask_secrets
-    from mltrack.errors import StoreError
 
     try:
         response = http_request(  # type: ignore[no-untyped-call]

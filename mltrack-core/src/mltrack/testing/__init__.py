@@ -6,6 +6,8 @@ its ``testing`` extra: ``pip install "mltrack-core[testing]"`` in a plugin's tes
 
 from __future__ import annotations
 
+from mltrack import process_state
+
 
 def reset_state() -> None:
     """Forget everything MLTrack keeps for the life of the process: settings (and
@@ -21,6 +23,5 @@ def reset_state() -> None:
             yield
             reset_state()
     """
-    from mltrack import process_state
 
     process_state.reset()

@@ -22,6 +22,9 @@ from typing import Any
 from mltrack.models.flavours import Flavour
 from mltrack.testing.sinks import overrides_standard_test
 
+# mlflow, pandas, numpy and pytest are imported inside the checks that use them: importing the suite loads none of
+# them.
+
 __all__ = ["FlavourConformance", "overrides_standard_test"]
 
 

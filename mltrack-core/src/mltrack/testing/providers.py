@@ -38,8 +38,22 @@ from typing import Any
 
 import pytest
 
-from mltrack.deployment.providers import DeploymentState, DeployProvider
+import mltrack
+from mltrack.deployment.deployments import (
+    delete_deployment,
+    deploy,
+    get_deployment,
+    get_provider,
+    list_deployments,
+    plan_deployment,
+    validate_config,
+)
+from mltrack.deployment.providers import DeploymentState, DeployProvider, validate_provider
+from mltrack.errors import CredentialsMissingError, InvalidInputError
+from mltrack.storage import store
 from mltrack.testing.sinks import overrides_standard_test
+
+# pandas, the settings and the plugin manager are imported inside the checks that use them.
 
 __all__ = ["MODEL_NAME", "ProviderConformance", "overrides_standard_test"]
 
@@ -70,9 +84,7 @@ def _store_with_models(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     seconds, which every test of the suite would otherwise pay. The copies share the template's
     artifact files, which the tests only read.
     """
-    import mltrack
     from mltrack.config import settings as config
-    from mltrack.storage import store
 
     global _store_template
     if _store_template is None or not _store_template.exists():
@@ -133,10 +145,8 @@ class ProviderConformance:
 
     @pytest.fixture(autouse=True)
     def _conformance_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-        import mltrack
         from mltrack.config import settings as config
         from mltrack.plugins import manager as plugins
-        from mltrack.storage import store
 
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("MLTRACK_DATA_DIR", str(tmp_path / ".mltrack"))
@@ -161,7 +171,6 @@ class ProviderConformance:
         config.reset_settings()
         store._stores.clear()
         yield
-        from mltrack.deployment.deployments import delete_deployment, list_deployments
 
         for deployment in list_deployments():
             with contextlib.suppress(Exception):
@@ -172,13 +181,9 @@ class ProviderConformance:
     # -- helpers --------------------------------------------------------------------------
 
     def provider(self) -> DeployProvider[Any]:
-        from mltrack.deployment.deployments import get_provider
-
         return get_provider(self.provider_class().name)
 
     def deploy(self, version: int | str = "latest", config: dict[str, Any] | None = None) -> Any:
-        from mltrack.deployment.deployments import deploy
-
         return deploy(
             MODEL_NAME,
             version,
@@ -200,19 +205,12 @@ class ProviderConformance:
     # -- standard tests -------------------------------------------------------------------
 
     def test_the_provider_class_is_valid(self) -> None:
-        from mltrack.deployment.providers import validate_provider
-
         assert validate_provider(self.provider_class()) == self.provider_class().name
 
     def test_the_valid_config_validates(self) -> None:
-        from mltrack.deployment.deployments import validate_config
-
         validate_config(self.provider_class(), self.valid_config())
 
     def test_an_unknown_config_field_is_refused_and_nothing_is_created(self) -> None:
-        from mltrack.deployment.deployments import list_deployments
-        from mltrack.errors import InvalidInputError
-
         before = self.target_snapshot(self.provider())
         with pytest.raises(InvalidInputError, match="not_a_setting"):
             self.deploy(config={**self.valid_config(), "not_a_setting": 1})
@@ -220,16 +218,12 @@ class ProviderConformance:
         assert self.target_snapshot(self.provider()) == before
 
     def test_invalid_configs_name_the_field(self) -> None:
-        from mltrack.errors import InvalidInputError
-
         for config, field in self.invalid_configs():
             with pytest.raises(InvalidInputError) as caught:
                 self.deploy(config={**self.valid_config(), **config})
             assert field in str(caught.value), f"the error for {config} does not name {field!r}: {caught.value}"
 
     def test_plan_has_no_side_effects(self) -> None:
-        from mltrack.deployment.deployments import list_deployments, plan_deployment
-
         before = self.target_snapshot(self.provider())
         plan = plan_deployment(MODEL_NAME, 1, self.provider_class().name, self.valid_config())
         assert plan.actions and all(isinstance(a, str) and a for a in plan.actions)
@@ -238,8 +232,6 @@ class ProviderConformance:
         assert self.target_snapshot(self.provider()) == before
 
     def test_deploy_predict_logs_and_delete(self) -> None:
-        from mltrack.deployment.deployments import delete_deployment, get_deployment
-
         deployment = self.deploy(1)
         assert deployment.state is DeploymentState.READY, deployment.message
         assert deployment.url
@@ -253,8 +245,6 @@ class ProviderConformance:
         assert self.provider().status(get_deployment(deployment.id)).state is not DeploymentState.READY
 
     def test_redeploying_serves_the_new_version(self) -> None:
-        from mltrack.deployment.deployments import list_deployments
-
         self.deploy(1)
         second = self.deploy(2)
         assert second.state is DeploymentState.READY
@@ -263,8 +253,6 @@ class ProviderConformance:
 
     def test_missing_credentials_raise_the_credentials_error_before_anything_is_created(self) -> None:
         from mltrack.config import settings as config
-        from mltrack.deployment.deployments import list_deployments
-        from mltrack.errors import CredentialsMissingError
 
         without = self.remove_credentials()
         if without is None:

@@ -24,6 +24,8 @@ from mltrack.storage.records import Batch, Metric, Param, Tag
 from mltrack.storage.sinks import Sink
 from mltrack.storage.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
+# pytest is imported inside the checks: the sink kit is importable outside a test run.
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

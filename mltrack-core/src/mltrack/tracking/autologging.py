@@ -7,6 +7,9 @@ from abc import ABC, abstractmethod
 
 from mltrack.errors import PluginError
 
+# The plugin manager (entry points, pluggy) is imported inside functions: `mltrack.extend` loads this module at
+# `mltrack --help` (benchmarks/import_time.py).
+
 
 class Autologger(ABC):
     """Logs a framework's training automatically into the active MLTrack run."""

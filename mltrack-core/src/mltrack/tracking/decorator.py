@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from mltrack.errors import InvalidInputError
 from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, flatten
 from mltrack.tracking import runs
+from mltrack.tracking.autologging import autolog, enabled
 from mltrack.tracking.logging_api import log_metrics, log_params, log_text, set_tags
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,8 +57,6 @@ def _param_value(value: Any) -> Any:
             return value[: MAX_PARAM_VALUE_LENGTH - 3] + "..."
         return value
     if isinstance(value, (list, tuple)) and all(v is None or isinstance(v, SCALAR_TYPES) for v in value):
-        import json
-
         text = json.dumps(list(value))
         return text if len(text) <= MAX_PARAM_VALUE_LENGTH else describe_object(value)
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
@@ -110,8 +111,6 @@ class _TrackedCall:
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[runs.ActiveRun, float]:
         opts = self.options
         if opts["autolog"]:
-            from mltrack.tracking.autologging import autolog, enabled
-
             before = enabled()
             switched = autolog(*([] if opts["autolog"] is True else list(opts["autolog"])))
             switched_on = [name for name in switched if name not in before]
@@ -139,8 +138,6 @@ class _TrackedCall:
         # only what this call switched on: a global mltrack.autolog() stays on
         switched = self._switched_on.pop(run.run_id, [])
         if switched:
-            from mltrack.tracking.autologging import autolog
-
             autolog(*switched, disable=True)
 
     def fail(self, run: runs.ActiveRun, started: float, exc: BaseException) -> None:
@@ -229,8 +226,6 @@ def track(
 
     if func is not None:
         if not callable(func):
-            from mltrack.errors import InvalidInputError
-
             raise InvalidInputError("track", func, "expects a function; use @track or @track(experiment=...)")
         return decorate(func)
     return decorate

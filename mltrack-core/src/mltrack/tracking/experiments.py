@@ -8,11 +8,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mltrack import process_state
-from mltrack.errors import ExperimentNotFoundError, MLTrackError, StoreError
+from mltrack.errors import ExperimentNotFoundError, InvalidInputError, MLTrackError, StoreError
 from mltrack.storage.store import MlflowStore, get_store
 
 if TYPE_CHECKING:
     from mlflow.entities import Experiment
+
+# mlflow and the settings (pydantic) are imported inside functions, not by `import mltrack`
+# (benchmarks/import_time.py).
 
 DEFAULT_EXPERIMENT_ID = "0"
 _default_name: str | None = None
@@ -103,8 +106,6 @@ def create_experiment(
     """Create an experiment and return its id; an existing name is an error."""
     store = get_store(tracking_uri)
     if not isinstance(name, str) or not name.strip():
-        from mltrack.errors import InvalidInputError
-
         raise InvalidInputError("experiment name", name, "must be a non-empty string")
     with store_errors(store):
         if store.client.get_experiment_by_name(name) is not None:
@@ -164,8 +165,6 @@ def resolve_experiment_id(store: MlflowStore, experiment: str | None = None, exp
     if experiment is None:
         return DEFAULT_EXPERIMENT_ID
     if not isinstance(experiment, str) or not experiment.strip():
-        from mltrack.errors import InvalidInputError
-
         raise InvalidInputError("experiment", experiment, "must be a non-empty experiment name")
     return get_or_create_experiment_id(experiment, store)
 

@@ -37,6 +37,9 @@ from mltrack.storage.validation import (
 )
 from mltrack.storage.writer import METRIC, PARAM, TAG
 from mltrack.tracking import runs
+from mltrack.tracking.experiments import store_errors
+
+# yaml and the settings (pydantic) are imported inside functions, not by `import mltrack` (benchmarks/import_time.py).
 
 _metric_keys = _valid_keys["metric"]
 _isfinite = math.isfinite
@@ -238,7 +241,6 @@ def log_artifact(
     _check_artifact_path("artifact_path", artifact_path)
     if "#" in path.name:  # the server's artifact proxy refuses it in the upload path
         raise refuse(InvalidInputError, "local_path", str(path), "has a '#' in its file name", hint="rename the file")
-    from mltrack.tracking.experiments import store_errors
 
     with store_errors(run.store):
         run.store.client.log_artifact(run.run_id, str(path), artifact_path)
@@ -253,7 +255,6 @@ def log_artifacts(
     if not path.is_dir():
         raise refuse(InvalidInputError, "local_dir", str(path), "is not an existing directory")
     _check_artifact_path("artifact_path", artifact_path)
-    from mltrack.tracking.experiments import store_errors
 
     with store_errors(run.store):
         run.store.client.log_artifacts(run.run_id, str(path), artifact_path)
@@ -274,7 +275,6 @@ def _log_content(run: runs.ActiveRun, content: str, artifact_dir: str, name: str
     with tempfile.TemporaryDirectory(prefix="mltrack-") as tmp:
         target = Path(tmp) / name
         target.write_text(content, encoding="utf-8")
-        from mltrack.tracking.experiments import store_errors
 
         with store_errors(run.store):
             run.store.client.log_artifact(run.run_id, str(target), artifact_dir or None)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from mlflow.entities import FileInfo, Run
     from mlflow.tracking import MlflowClient
 
+# mlflow is imported inside functions: an offline run never touches the store (benchmarks/import_time.py).
+
 OFFLINE_PREFIX = "offline-"
 ARTIFACTS = "artifacts"  # the folder, inside an offline run's spool, that holds its artifacts
 SYNC_HINT = "run `mltrack sync` once the tracking server is reachable; it prints the id the run gets there"

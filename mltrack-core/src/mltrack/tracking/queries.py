@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 
+# mlflow and the runs (plugin manager) are imported inside functions, not by `import mltrack`
+# (benchmarks/import_time.py).
+
+
 def search_runs(
     experiments: list[str] | str | None = None,
     filter_string: str = "",

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mltrack.errors import ExperimentNotFoundError
+from mltrack.errors import ExperimentNotFoundError, StoreError
 from mltrack.storage.delivery import REFUSED, Item, Quarantine, classify, deliver_isolating, describe
 from mltrack.storage.records import Metric, Param, Tag
 from mltrack.storage.spool import (
@@ -39,7 +39,9 @@ from mltrack.storage.spool import (
     spool_folders,
     try_lock,
 )
+from mltrack.storage.store import get_store
 from mltrack.storage.writer import _items_in_parts
+from mltrack.tracking.experiments import get_experiment_by_id, get_or_create_experiment_id
 from mltrack.tracking.offline import ARTIFACTS, find_synced_run, is_offline_run_id, offline_run_id, spool_id_of
 
 logger = logging.getLogger("mltrack.replay")
@@ -103,7 +105,6 @@ def _find_started_run(store: Any, contents: SpoolContents) -> str | None:
 
 def replay_folder(folder: Path, lock_fd: int, *, detected_by: str) -> ReplayReport:
     """Send a locked orphaned spool to its store, settle the run's status, remove it."""
-    from mltrack.storage.store import get_store
 
     report = ReplayReport(folder, folder.parent.name, None)
     try:
@@ -157,7 +158,6 @@ _STORE_MODULES = ("mlflow", "requests", "urllib3", "sqlalchemy", "psycopg2", "sq
 
 def _from_store(exc: BaseException) -> bool:
     """Whether ``exc`` came from talking to the store (rather than from the spool's content)."""
-    from mltrack.errors import StoreError
 
     link: BaseException | None = exc
     for _ in range(10):
@@ -171,7 +171,6 @@ def _from_store(exc: BaseException) -> bool:
 
 def _offline_run(store: Any, contents: SpoolContents, report: ReplayReport) -> str:
     """The run of an offline spool: the one a previous replay created, else a new one."""
-    from mltrack.tracking.experiments import get_experiment_by_id, get_or_create_experiment_id
 
     header = contents.header
     offline, spool_id = header["offline"], header.get("spool_id")

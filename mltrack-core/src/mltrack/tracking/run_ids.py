@@ -12,6 +12,8 @@ from mltrack.tracking.experiments import store_errors
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
+# mlflow is imported inside functions, not by `import mltrack` (benchmarks/import_time.py).
+
 SHORT_ID_LENGTH = 8
 """Characters of a run id shown in tables (the UI shows as many)."""
 

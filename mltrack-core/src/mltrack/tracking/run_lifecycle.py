@@ -20,6 +20,8 @@ from mltrack.tracking.runs import get_run
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
+# mlflow is imported inside functions, not by `import mltrack` (benchmarks/import_time.py).
+
 DELETED = "deleted"
 _DURATION = re.compile(
     r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import atexit
 import getpass
+import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -34,11 +36,21 @@ from mltrack.errors import (
     RunAlreadyActiveError,
     RunNotFoundError,
 )
-from mltrack.plugins.manager import extra_sinks
-from mltrack.storage.spool import REFUSED_TAG, SPOOL_ID_TAG, RunSpool, quarantine_root, spool_root
+from mltrack.plugins.manager import extra_sinks, get_plugin_manager
+from mltrack.storage.spool import (
+    REFUSED_TAG,
+    SPOOL_ID_TAG,
+    RunSpool,
+    quarantine_root,
+    read_spool_header,
+    spool_root,
+    try_lock,
+)
 from mltrack.storage.store import MlflowSink, MlflowStore, get_store
 from mltrack.storage.validation import check_key, check_run_start, tag_to_string
 from mltrack.storage.writer import TAG, BackgroundWriter, QueueItem
+from mltrack.tracking import experiments
+from mltrack.tracking.experiments import resolve_experiment_id, store_errors
 from mltrack.tracking.offline import (
     ARTIFACTS,
     OfflineStore,
@@ -48,11 +60,14 @@ from mltrack.tracking.offline import (
     offline_run_id,
     spool_id_of,
 )
+from mltrack.tracking.replay import replay_folder, replay_orphans
+from mltrack.tracking.writer_process import WriterProcessClient
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
 
-    from mltrack.tracking.writer_process import WriterProcessClient
+# mlflow, multiprocessing's util and the settings (pydantic) are imported inside functions, not by `import mltrack`
+# (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.runs")
 
@@ -167,7 +182,6 @@ def _writer_process_client(settings: Any) -> WriterProcessClient | None:
     """The client of a writer process, or None where none can start (no UNIX sockets, an
     embedded interpreter whose ``sys.executable`` is not Python): logging must not fail the
     job, so the thread writer takes over, with one warning."""
-    from mltrack.tracking.writer_process import WriterProcessClient
 
     try:
         return WriterProcessClient(settings)
@@ -281,7 +295,6 @@ def replay_orphans_once(store: MlflowStore) -> None:
     settings = get_settings()
     if not settings.spool:
         return
-    from mltrack.tracking.replay import replay_orphans
 
     try:
         reports = replay_orphans(
@@ -314,8 +327,6 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
         return _synced_run(store, run_id)
     from mlflow.exceptions import MlflowException
 
-    from mltrack.tracking.experiments import store_errors
-
     try:
         with store_errors(store):
             return store.client.get_run(run_id)
@@ -335,8 +346,6 @@ def _fetch_run(store: MlflowStore, run_id: str) -> Run:
 def _synced_run(store: MlflowStore, run_id: str) -> Run:
     """The run that offline run ``run_id`` was synced to (the offline error until then)."""
     from mltrack.config.settings import get_settings
-    from mltrack.storage.spool import read_spool_header
-    from mltrack.tracking.experiments import store_errors
 
     settings = get_settings()
     folder = spool_root(settings.data_dir) / run_id
@@ -375,7 +384,6 @@ def start_run(
     ``mode="offline"`` (default: the ``mode`` setting) records the run only in the local
     spool, without contacting the store; ``mltrack sync`` creates it there later.
     """
-    from mltrack.tracking.experiments import resolve_experiment_id, store_errors
 
     parent = _stack.get()[-1] if _stack.get() else None
     if parent is not None and not nested and run_id is None:
@@ -479,7 +487,6 @@ def _activate(run: ActiveRun, context: dict[str, str], user_tags: dict[str, str]
     with _process_lock:
         _process_runs.append(run)
     _install_exit_handlers()
-    from mltrack.plugins.manager import get_plugin_manager
 
     for _ in get_plugin_manager().call_each("on_run_start", run=run):
         pass
@@ -537,7 +544,6 @@ def _start_offline(
 ) -> ActiveRun:
     """A run recorded only in a new spool, which holds what ``create_run`` will need."""
     from mltrack.config.settings import get_settings
-    from mltrack.tracking import experiments
 
     settings = get_settings()
     name: str | None = None
@@ -583,7 +589,6 @@ def _user() -> str:
 
 def _context_tags(run: ActiveRun) -> dict[str, str]:
     from mltrack.config.settings import get_settings
-    from mltrack.plugins.manager import get_plugin_manager
 
     if not get_settings().context_tags:
         return {}
@@ -631,8 +636,6 @@ def end_run(
     for child in reversed(children):
         end_run(status, run=child, error=error, timeout=timeout)
     from mltrack.config.settings import get_settings
-    from mltrack.plugins.manager import get_plugin_manager
-    from mltrack.tracking.experiments import store_errors
 
     # Observers run first, while the run still accepts data, so they can log final values.
     for _ in get_plugin_manager().call_each("on_run_end", run=run, status=status, error=error):
@@ -734,9 +737,6 @@ def _report_refused(writer: BackgroundWriter | WriterProcessClient, run: ActiveR
     where = f", kept in {quarantine.path}" if quarantine is not None else ""
     summary = f"{len(refused)} record(s) refused by the store{where}; first: {first}"
     try:
-        import json
-        import tempfile
-
         run.store.client.set_tag(run.run_id, REFUSED_TAG, summary[:7900])
         with tempfile.TemporaryDirectory(prefix="mltrack-refused-") as folder:
             path = os.path.join(folder, "refused.json")
@@ -813,8 +813,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _deliver_dead_workers(run: ActiveRun) -> None:
     """Send what forked workers of the run left in their spools when they died before
     draining (``with Pool() as pool:`` SIGTERMs its workers on the way out)."""
-    from mltrack.storage.spool import try_lock
-    from mltrack.tracking.replay import replay_folder
 
     if run.spool is None:
         return

@@ -59,8 +59,21 @@ from typing import Any
 from mltrack.errors import LoggingFailedError
 from mltrack.storage.delivery import Item, Quarantine, Refused
 from mltrack.storage.records import Metric, Param, Tag
-from mltrack.storage.spool import ACK_FILE, WRITER_LOCK, RunSpool, SpoolReader, quarantine_root, spool_owner_alive
+from mltrack.storage.spool import (
+    ACK_FILE,
+    WRITER_LOCK,
+    RunSpool,
+    SpoolReader,
+    quarantine_root,
+    spool_owner_alive,
+    try_lock,
+)
+from mltrack.storage.store import MlflowSink, get_store
 from mltrack.storage.writer import FAILED_HINT, PARAM, TAG, BackgroundWriter, QueueItem
+from mltrack.tracking.replay import live_rank_exists, replay_folder
+
+# mlflow, the plugin manager and the settings (pydantic) are imported inside functions: the training process's client
+# needs none of them (benchmarks/import_time.py).
 
 logger = logging.getLogger("mltrack.writer_process")
 
@@ -530,8 +543,6 @@ class WriterProcess:
                 tracked.closed_status = str(record["close"])
 
     def _open(self, tracked: _Tracked, experiment_id: str, run_name: str | None) -> None:
-        from mltrack.storage.store import MlflowSink, get_store
-
         assert tracked.run_id is not None
         uri = tracked.reader.header.get("tracking_uri")
         store = get_store(uri if isinstance(uri, str) else None)
@@ -583,7 +594,6 @@ class WriterProcess:
         """Its process ended the run and removed the spool, or let go of it (a failed
         ``end_run``), or died: in the last two cases the spool is left to replay, ours only
         while the run goes on in another process."""
-        from mltrack.tracking.replay import live_rank_exists
 
         if tracked.closed_status is not None and tracked.opened:
             self.writer.close_run(tracked.run_id or "", tracked.closed_status)
@@ -598,8 +608,6 @@ class WriterProcess:
     def _retry_orphans(self) -> None:
         if not self.orphans:
             return
-        from mltrack.storage.spool import try_lock
-        from mltrack.tracking.replay import replay_folder
 
         now = time.monotonic()
         for folder, when in list(self.orphans.items()):

@@ -13,6 +13,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from mltrack._version import __version__
 from mltrack.errors import InvalidInputError
 
 __all__ = ["KINDS", "new_plugin"]
@@ -106,8 +107,6 @@ def new_plugin(name: str, kind: str, directory: Path | None = None) -> Path:
 
 
 def _values(name: str, kind: str) -> dict[str, str]:
-    from mltrack._version import __version__
-
     description, hook, suite = KINDS[kind]
     major, minor = (int(part) for part in __version__.split(".")[:2])
     core_range = f">={major}.{minor},<{major}.{minor + 1}"
