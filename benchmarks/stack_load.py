@@ -22,7 +22,9 @@ same work:
 
 While a scenario runs, this process requests the UI's runs page (``/api/runs`` of the scenario's
 experiment) and a chart (``/api/metrics/history`` of up to 4 of its runs) once per ``--ui-interval``
-second (1 s), through the real ``mltrack ui`` process.
+second (1 s), through the real ``mltrack ui`` process. With ``--ui-store database`` the UI reads
+the scenario's PostgreSQL database itself (as a team's UI on a read replica would) instead of
+going through the tracking server the jobs write to.
 
 Reported per scenario (wall clock, from the barrier's release):
 
@@ -372,7 +374,8 @@ def verify(client: Any, run_ids: list[str], keys: int, steps: int, finished: boo
 
 
 class UIProcess:
-    """A real ``mltrack ui`` process pointed at the tracking server."""
+    """A real ``mltrack ui`` process pointed at the tracking server (or, with ``--ui-store
+    database``, at the scenario's PostgreSQL database)."""
 
     def __init__(self, tracking_uri: str, log: Path) -> None:
         from mltrack.testing.servers import free_port, wait_for_http
@@ -423,11 +426,21 @@ def run_all(args: argparse.Namespace) -> list[Result]:
                         name = f"load_{uuid4().hex[:12]}"
                         database = postgres.create_database(name, template="load_template")
                         server = MlflowServer(database, tmp / name / "artifacts", port=port, workers=workers).start()
+                        own_ui: UIProcess | None = None
                         try:
-                            if ui is None:
-                                ui = UIProcess(server.url, tmp / f"ui-w{workers}.log")
-                            result = run_scenario(client, workers, procs, args, server.url, ui.url, tmp)
+                            if args.ui_store == "database":
+                                # the UI reads the scenario's database itself (a read replica in a team's
+                                # set-up), not through the server the jobs write to
+                                own_ui = UIProcess(database, tmp / f"ui-{name}.log")
+                                ui_url = own_ui.url
+                            else:
+                                if ui is None:
+                                    ui = UIProcess(server.url, tmp / f"ui-w{workers}.log")
+                                ui_url = ui.url
+                            result = run_scenario(client, workers, procs, args, server.url, ui_url, tmp)
                         finally:
+                            if own_ui is not None:
+                                own_ui.stop()
                             server.stop()
                         print("  " + row(result), flush=True)
                         results.append(result)
@@ -477,6 +490,8 @@ def row(r: Result) -> str:
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(f"machine: {os.cpu_count()} CPU cores (training processes, mlflow server, PostgreSQL and the UI share them)")
+    reads = "the PostgreSQL database directly" if args.ui_store == "database" else "through the tracking server"
+    print(f"UI reads: {reads}")
     if args.train_nice:
         print(f"training processes at nice {args.train_nice}: the server, PostgreSQL and the UI come first")
     print(HEADER)
@@ -538,6 +553,13 @@ def main() -> None:
         default=0,
         help="run the training processes at this nice level (e.g. 19): on one machine, as if they had "
         "machines of their own and the UI, server and database shared theirs (0: same priority)",
+    )
+    parser.add_argument(
+        "--ui-store",
+        choices=["server", "database"],
+        default="server",
+        help="what the UI reads: the tracking server the jobs write to (server, default) or the "
+        "PostgreSQL database directly, as a team's UI on a read replica would (database)",
     )
     parser.add_argument(
         "--deadline", type=float, default=600.0, help="seconds a scenario may take; then it is cut off (600)"
