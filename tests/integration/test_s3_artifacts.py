@@ -303,7 +303,7 @@ def test_the_ui_lists_previews_and_downloads_artifacts_kept_on_s3(
     assert status == 404, raw
 
 
-def test_a_ui_reading_the_database_directly_says_to_point_it_at_the_server_for_artifacts(
+def test_a_ui_reading_the_database_directly_says_to_name_the_server_for_artifacts(
     on_s3: S3Stack, tmp_path: Path
 ) -> None:
     from mltrack_ui.app import create_app
@@ -319,7 +319,47 @@ def test_a_ui_reading_the_database_directly_says_to_point_it_at_the_server_for_a
             assert status == 502, (route, answer)
             assert "keeps its artifacts behind the tracking server's proxy" in answer["error"]
             assert "mlflow:mlflow@" not in answer["error"]  # the database password is masked
-            assert answer["hint"].startswith("start the UI with --tracking-uri http://")
+            assert "artifacts_server" in answer["hint"] and "--tracking-uri http://" in answer["hint"]
+
+
+def test_a_ui_reading_the_database_directly_reads_artifacts_through_its_artifacts_server(
+    on_s3: S3Stack, tmp_path: Path
+) -> None:
+    """The team's UI on a read replica: runs from the database, artifacts through the server's proxy."""
+    from mltrack_ui.app import create_app
+    from mltrack_ui.background_server import BackgroundServer
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "notes.txt").write_text("read through the proxy\n")
+    with mltrack.start_run() as run:
+        mltrack.log_artifacts(tmp_path / "reports", artifact_path="reports")
+    app = create_app(tracking_uri=on_s3.database_uri, artifacts_server=on_s3.tracking_uri)
+    with BackgroundServer(app) as direct:
+        api = f"{direct.url}/api/runs/{run.run_id}/artifacts"
+        status, _, raw = http_get(api)
+        assert (status, json.loads(raw)) == (200, [{"path": "reports", "is_dir": True, "file_size": None}])
+        status, _, raw = http_get(f"{api}?path=reports")
+        assert [(f["path"], f["file_size"]) for f in json.loads(raw)] == [("reports/notes.txt", 23)]
+        status, _, raw = http_get(f"{api}/preview?path=reports/notes.txt")
+        assert (status, json.loads(raw)["content"]) == (200, "read through the proxy\n")
+        status, _, raw = http_get(f"{api}/file?path=reports/notes.txt")
+        assert (status, raw) == (200, b"read through the proxy\n")
+        status, _, raw = http_get(f"{api}/file?path=reports/missing.txt")
+        assert status == 404, raw
+
+
+@pytest.mark.parametrize("value", ["mlflow:5000", "s3://bucket", "http://", "http://mlflow:5000/?x=1"])
+def test_artifacts_server_takes_a_server_address_only(value: str) -> None:
+    from pydantic import ValidationError
+
+    from mltrack_ui.settings import UISettings
+
+    with pytest.raises(ValidationError) as caught:
+        UISettings(artifacts_server=value)
+    assert "artifacts_server" in str(caught.value) and "http(s)://host:port" in str(caught.value)
+    assert UISettings(artifacts_server="https://mlflow.example.com:5000/").artifacts_server == (
+        "https://mlflow.example.com:5000"
+    )
 
 
 # -- the command line: upload with progress ---------------------------------------------------------

@@ -114,9 +114,11 @@ def create_app(
     refresh_deployments: bool = True,
     frontend: Path | None = None,
     cors_origins: Sequence[str] = (),
+    artifacts_server: str | None = None,
 ) -> FastAPI:
     """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` with neither a
-    token nor a trusted proxy user header."""
+    token nor a trusted proxy user header. ``artifacts_server``: the tracking server that serves
+    proxied artifacts when ``tracking_uri`` is its database."""
     proxy = None if trusted_proxy_user_header is None else ProxyIdentity(trusted_proxy_user_header, trusted_proxies)
     policy = AuthPolicy(
         host, auth_token, session_secret=session_secret, session_max_age_s=session_max_age_s, proxy=proxy
@@ -263,15 +265,15 @@ def create_app(
 
     @api.get("/runs/{run_id}/artifacts")
     def artifact_list(run_id: str, path: str = "") -> list[dict[str, Any]]:
-        return artifacts.list_artifacts(store, run_id, path)
+        return artifacts.list_artifacts(store, run_id, path, artifacts_server)
 
     @api.get("/runs/{run_id}/artifacts/preview")
     def artifact_preview(run_id: str, path: str) -> dict[str, Any]:
-        return artifacts.preview(store, run_id, path)
+        return artifacts.preview(store, run_id, path, artifacts_server)
 
     @api.get("/runs/{run_id}/artifacts/file")
     def artifact_file(run_id: str, path: str, inline: bool = False) -> FileResponse:
-        found = artifacts.open_artifact(store, run_id, path)
+        found = artifacts.open_artifact(store, run_id, path, artifacts_server)
         disposition = "inline" if inline and found.inline else "attachment"
         response = FileResponse(
             found.path,

@@ -3,7 +3,9 @@
 A requested path is checked as text first (relative, no ``..``, no backslash or NUL), and
 on a local artifact store again after resolving symlinks, so neither ``../../etc/passwd``
 nor a symlink planted in the artifact folder reaches another file. Remote artifact stores
-are read through MLflow's own download, which is scoped to the run by construction.
+are read through MLflow's own download, which is scoped to the run by construction. A UI that
+reads the database directly reads proxied artifacts (``mlflow-artifacts:/``) through the
+tracking server named by its ``artifacts_server`` setting.
 """
 
 from __future__ import annotations
@@ -78,28 +80,48 @@ class ArtifactsUnreachableError(StoreError):
     """The run's artifacts are behind a tracking server's proxy that this UI does not talk to."""
 
 
-def _artifact_uri(store: MlflowStore, run_id: str) -> str:
+@dataclass(frozen=True)
+class RunArtifacts:
+    """Where a run's artifacts are, and the tracking URI that resolves that location."""
+
+    uri: str
+    via: str
+
+
+def _run_artifacts(store: MlflowStore, run_id: str, artifacts_server: str | None) -> RunArtifacts:
     uri = str(store.client.get_run(run_id).info.artifact_uri)
     parsed = urlparse(uri)
     # ``mlflow-artifacts:/...`` (no host) is relative to the tracking server's proxy: a UI that
-    # reads the database directly has no server to send it to (MLflow's own error says "not found").
+    # reads the database directly (e.g. a read replica) sends it to the configured server.
     if parsed.scheme == "mlflow-artifacts" and not parsed.netloc and not store.tracking_uri.startswith("http"):
+        if artifacts_server:
+            return RunArtifacts(uri, artifacts_server)
         raise ArtifactsUnreachableError(
             f"run {run_id} keeps its artifacts behind the tracking server's proxy ({uri}), and this UI reads "
             f"the database {mask_secrets(store.tracking_uri)} directly",
-            hint="start the UI with --tracking-uri http://<tracking server> (its proxy reads the bucket for the UI)",
+            hint="set [tool.mltrack.plugins.ui] artifacts_server (MLTRACK_PLUGINS__UI__ARTIFACTS_SERVER) to "
+            "http://<tracking server>, or start the UI with --tracking-uri http://<tracking server>",
         )
-    return uri
+    return RunArtifacts(uri, store.tracking_uri)
 
 
-def list_artifacts(store: MlflowStore, run_id: str, path: str = "") -> list[dict[str, Any]]:
+def list_artifacts(
+    store: MlflowStore, run_id: str, path: str = "", artifacts_server: str | None = None
+) -> list[dict[str, Any]]:
     rel = checked_path(path)
-    root = local_root(_artifact_uri(store, run_id))
+    where = _run_artifacts(store, run_id, artifacts_server)
+    root = local_root(where.uri)
     if root is not None:
         _inside(root, rel)
+    if where.via == store.tracking_uri:
+        client = store.client
+    else:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(where.via)
     return [
         {"path": f.path, "is_dir": f.is_dir, "file_size": f.file_size}
-        for f in store.client.list_artifacts(run_id, rel or None)
+        for f in client.list_artifacts(run_id, rel or None)
     ]
 
 
@@ -116,14 +138,15 @@ def media_type_of(path: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def open_artifact(store: MlflowStore, run_id: str, path: str) -> ArtifactFile:
+def open_artifact(store: MlflowStore, run_id: str, path: str, artifacts_server: str | None = None) -> ArtifactFile:
     """A single artifact file of the run, local or downloaded to a temporary folder."""
     rel = checked_path(path)
     if not rel:
         raise ArtifactPathError("name an artifact file, not the artifact root")
     media_type = media_type_of(rel)
     inline = media_type in INLINE_IMAGE_TYPES
-    root = local_root(_artifact_uri(store, run_id))
+    where = _run_artifacts(store, run_id, artifacts_server)
+    root = local_root(where.uri)
     if root is not None:
         target = _inside(root, rel)
         if not target.is_file():
@@ -133,9 +156,7 @@ def open_artifact(store: MlflowStore, run_id: str, path: str) -> ArtifactFile:
 
     folder = Path(tempfile.mkdtemp(prefix="mltrack-ui-"))
     try:
-        local = Path(
-            download_artifacts(run_id=run_id, artifact_path=rel, dst_path=str(folder), tracking_uri=store.tracking_uri)
-        )
+        local = Path(download_artifacts(run_id=run_id, artifact_path=rel, dst_path=str(folder), tracking_uri=where.via))
     except Exception as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise ArtifactNotFoundError(f"run {run_id} has no artifact file {rel!r}: {exc}") from exc
@@ -145,9 +166,9 @@ def open_artifact(store: MlflowStore, run_id: str, path: str) -> ArtifactFile:
     return ArtifactFile(local, media_type, inline, cleanup=folder)
 
 
-def preview(store: MlflowStore, run_id: str, path: str) -> dict[str, Any]:
+def preview(store: MlflowStore, run_id: str, path: str, artifacts_server: str | None = None) -> dict[str, Any]:
     """What the artifact viewer shows: text (first 512 KiB), JSON text, or an image to load."""
-    artifact = open_artifact(store, run_id, path)
+    artifact = open_artifact(store, run_id, path, artifacts_server)
     try:
         size = artifact.path.stat().st_size
         name = artifact.path.name

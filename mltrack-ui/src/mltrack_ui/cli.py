@@ -45,6 +45,7 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
         trusted_proxies=settings.trusted_proxies,
         refresh_deployments=settings.refresh_deployments,
         cors_origins=settings.cors_origins,
+        artifacts_server=settings.artifacts_server,
     )
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
     # Bind before announcing anything: a busy port is one line with a hint, not a banner

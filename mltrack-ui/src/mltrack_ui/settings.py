@@ -115,6 +115,24 @@ class UISettings(BaseModel):
         "end hosted on Vercel (a list, or comma-separated); empty: the UI's own origin only",
     )
 
+    artifacts_server: str | None = Field(
+        None,
+        description="the tracking server (http(s)://host:port) whose proxy serves runs' mlflow-artifacts:/ "
+        "artifacts, for a UI that reads the database directly (e.g. a read replica)",
+    )
+
+    @field_validator("artifacts_server")
+    @classmethod
+    def _a_server(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(
+                f"{value!r} is not a tracking server address: write http(s)://host:port, e.g. http://mlflow:5000"
+            )
+        return value.strip().rstrip("/")
+
     @field_validator("auth_token")
     @classmethod
     def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
