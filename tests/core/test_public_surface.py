@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,10 @@ def test_the_config_table_renders_every_field_with_type_default_and_limits() -> 
     assert replace_generated(page, "<!-- a -->", "<!-- /a -->", "new") == "intro\n<!-- a -->\nnew\n<!-- /a -->\nrest"
     with pytest.raises(ValueError, match="no '<!-- b -->' marker"):
         replace_generated(page, "<!-- b -->", "<!-- /a -->", "new")
+
+
+def test_finite_or_none_makes_nested_values_strict_json() -> None:
+    value = {"loss": float("nan"), "runs": [1.5, float("inf"), (float("-inf"), "x")], "n": 3}
+    cleaned = extend.finite_or_none(value)
+    assert cleaned == {"loss": None, "runs": [1.5, None, [None, "x"]], "n": 3}
+    assert json.loads(json.dumps(cleaned, allow_nan=False)) == cleaned

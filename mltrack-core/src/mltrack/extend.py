@@ -24,7 +24,8 @@ The names, by purpose (docs/plugin-authors.md lists them with one line each):
   ``MAX_PARAM_VALUE_LENGTH``
 - serving: ``create_app``, ``load_served_model``, ``serve``, ``check_health``, ``invoke``
 - store: ``MlflowStore``, ``get_store``, ``run_client``, ``store_errors``
-- runs and text: ``resolve_run_id``, ``short_run_id``, ``mask_secrets``, ``install_hint``
+- runs and text: ``resolve_run_id``, ``short_run_id``, ``mask_secrets``, ``install_hint``,
+  ``finite_or_none`` (strict JSON: NaN and infinity as ``None``)
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "short_run_id": "mltrack.tracking.run_ids",
     "mask_secrets": "mltrack.config.secrets",
     "install_hint": "mltrack.plugins.install_hint",
+    "finite_or_none": "mltrack.storage.records",
 }
 
 #: defined in this module (not re-exported from another)
@@ -134,6 +136,7 @@ __all__ = [
     "create_app",
     "describe_object",
     "download_model_version",
+    "finite_or_none",
     "flatten",
     "flavour_distribution",
     "flavour_of",
@@ -231,7 +234,7 @@ if TYPE_CHECKING:
     from mltrack.serving.client import check_health, invoke
     from mltrack.serving.loading import load_served_model
     from mltrack.serving.server import serve
-    from mltrack.storage.records import Batch, Metric, Param, Tag
+    from mltrack.storage.records import Batch, Metric, Param, Tag, finite_or_none
     from mltrack.storage.sinks import Sink
     from mltrack.storage.store import MlflowStore, get_store
     from mltrack.storage.validation import MAX_PARAM_VALUE_LENGTH, SCALAR_TYPES, check_key, flatten, param_to_string

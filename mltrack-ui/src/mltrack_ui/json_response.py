@@ -9,21 +9,11 @@ sends them as ``null`` -- the same rule as ``mltrack ... --json``.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from starlette.responses import JSONResponse
 
-
-def finite_or_null(value: Any) -> Any:
-    """``value`` with every non-finite float (nested in dicts, lists, tuples) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    return value
+from mltrack.extend import finite_or_none
 
 
 class StrictJSONResponse(JSONResponse):
@@ -34,7 +24,7 @@ class StrictJSONResponse(JSONResponse):
             return _dumps(content)
         except ValueError:
             # Only a response holding a non-finite number pays for the walk.
-            return _dumps(finite_or_null(content))
+            return _dumps(finite_or_none(content))
 
 
 def _dumps(content: Any) -> bytes:

@@ -7,10 +7,11 @@ Its own module, below the command modules, so that ``cli`` and the command group
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
+
+from mltrack.storage.records import finite_or_none
 
 # rich (about 100 modules) is imported when something is printed, not for `mltrack --help`
 # (benchmarks/import_time.py).
@@ -31,20 +32,10 @@ def _table(*columns: str) -> Any:
     return table
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def echo_json(data: Any, *, indent: int | None = 2) -> None:
     """Print ``data`` as strict JSON, the form of every ``--json`` output.
 
     ``json.dumps`` writes NaN and infinity as bare ``NaN``/``Infinity``, which JSON parsers
     (``jq``, ``JSON.parse``) reject; they are printed as ``null``, as the UI's API sends them.
     """
-    click.echo(json.dumps(_finite(data), indent=indent, default=str, allow_nan=False))
+    click.echo(json.dumps(finite_or_none(data), indent=indent, default=str, allow_nan=False))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Metric(NamedTuple):
@@ -34,3 +35,21 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.metrics) + len(self.params) + len(self.tags)
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN and ±infinity float, nested in dicts, lists and tuples (tuples come
+    back as lists), replaced by ``None``.
+
+    NaN and infinity are not JSON: ``json.dumps`` writes bare ``NaN``/``Infinity`` tokens that
+    ``jq`` and the browsers' ``JSON.parse`` reject. ``mltrack ... --json`` and the UI's API send
+    them as ``null`` through this; a plugin that answers JSON (a UI router, a provider's status
+    document) should too.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
