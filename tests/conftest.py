@@ -6,6 +6,7 @@ disabled here and enabled only by the tests that exercise them (in subprocesses)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -210,12 +211,23 @@ _BROWSER_FIXTURES = frozenset({"page", "browser", "context"})
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `make test-isolated` leaves the browser tests out: they exercise the same Python code as
     # the API tests (what an isolated venv checks) and cost minutes of CI a second time.
-    browser_files = set()
     for item in items:
         if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.browser)
-            browser_files.add(item.path)
-    # Playwright's session leaves its event loop set as the running one in the process: an
-    # `asyncio.run` in a later test fails. Files with browser tests go last, so that under
-    # pytest-xdist (`--dist loadfile`, make test) no worker runs another file after one of them.
-    items.sort(key=lambda item: item.path in browser_files)
+
+
+@pytest.fixture(autouse=True)
+def _no_running_event_loop_from_playwright(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Playwright's sync API leaves its event loop set as this thread's running loop for the rest of
+    the session, so a test after the first browser test (any order: pytest-xdist hands out files
+    biggest first) that calls ``asyncio.run`` fails with "cannot be called from a running event loop".
+    Other tests run without it, as they would in a process of their own; browser tests keep it."""
+    loop = asyncio._get_running_loop()
+    if loop is None or request.node.get_closest_marker("browser") is not None:
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)

@@ -280,8 +280,11 @@ KILLED_CHILD = (
 
 
 def _killed_run(name: str) -> tuple[str, Path]:
+    # Nothing may be delivered before the kill (the tests count what replay delivers): the writer is the
+    # child's own thread, waking only after a minute. A writer process could deliver first on a busy machine.
+    env = {**os.environ, "MLTRACK_WRITER": "thread", "MLTRACK_FLUSH_INTERVAL_MS": "60000"}
     result = subprocess.run(
-        [sys.executable, "-c", KILLED_CHILD, name], capture_output=True, text=True, env=dict(os.environ), timeout=120
+        [sys.executable, "-c", KILLED_CHILD, name], capture_output=True, text=True, env=env, timeout=120
     )
     run_id = result.stdout.split()[0]
     (folder,) = (spool_root(_data_dir()) / run_id).iterdir()

@@ -288,6 +288,7 @@ def test_the_summary_names_experiments_and_best_metrics(ui_readable: UI, readabl
 # -- the browser ------------------------------------------------------------------------------------
 
 pytest_browser = pytest.mark.usefixtures("frontend_built")
+NAMES = ("iris-sklearn", "mnist-torch", "lr-sweep", "deploy-ui")  # the seeded experiments
 
 
 def _open(page: Any, url: str, ready: str) -> None:
@@ -301,7 +302,8 @@ def test_a_metric_logged_once_is_a_value_with_its_exact_figure_on_hover(
     page: Any, ui_readable: UI, readable: Store, problems: list[str]
 ) -> None:
     _open(page, f"{ui_readable.url}/run/?id={readable.sklearn_run}", "[data-testid=run-name]")
-    assert page.inner_text("[data-testid=run-experiment]") == "iris-sklearn"
+    # the id shows until the experiments' names have loaded: wait for the name
+    page.wait_for_selector("[data-testid=run-experiment]:text-is('iris-sklearn')", timeout=30_000)
     metric = page.locator("[data-testid=metric-values] tr", has_text="final_train_loss").locator(".number")
     assert metric.inner_text() == "0.009712"
     assert metric.get_attribute("title") == repr(FINAL_LOSS)
@@ -359,7 +361,7 @@ def test_same_named_runs_are_told_apart_with_one_colour_per_run_on_every_page(
     _open(page, f"{ui_readable.url}/runs/?experiment={readable.torch_experiment}", "[data-testid=run-row]")
     row = page.locator("[data-testid=run-row]", has_text=first[:8])
     assert row.locator(".run-dot").evaluate("e => getComputedStyle(e).backgroundColor") == colour
-    assert row.locator("[data-testid=run-experiment]").inner_text() == "mnist-torch"
+    row.locator("[data-testid=run-experiment]:text-is('mnist-torch')").wait_for(timeout=30_000)
     assert problems == []
 
 
@@ -414,8 +416,10 @@ def test_the_dashboard_names_experiments_and_shows_best_metrics(
     page: Any, ui_readable: UI, readable: Store, problems: list[str]
 ) -> None:
     _open(page, ui_readable.url + "/", "[data-testid=best-metrics]")
+    names = ", ".join(f"[data-testid=recent-runs] [data-testid=run-experiment]:text-is('{n}')" for n in NAMES)
+    page.wait_for_selector(names, timeout=30_000)  # ids show until the experiments' names have loaded
     experiments = page.locator("[data-testid=recent-runs] [data-testid=run-experiment]").all_inner_texts()
-    assert set(experiments) <= {"iris-sklearn", "mnist-torch", "lr-sweep", "deploy-ui"} and experiments
+    assert set(experiments) <= set(NAMES) and experiments
     assert page.locator("[data-testid=dashboard-experiments] tr", has_text="lr-sweep").count() == 1
     assert page.locator("[data-testid=best-metrics] tr", has_text="val_accuracy").count() == 1
     screenshot(page, "readable-dashboard")
