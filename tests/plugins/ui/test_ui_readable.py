@@ -416,7 +416,7 @@ def test_the_dashboard_names_experiments_and_shows_best_metrics(
     page: Any, ui_readable: UI, readable: Store, problems: list[str]
 ) -> None:
     _open(page, ui_readable.url + "/", "[data-testid=best-metrics]")
-    names = ", ".join(f"[data-testid=recent-runs] [data-testid=run-experiment]:text-is('{n}')" for n in NAMES)
+    names = ", ".join(f"[data-testid=recent-runs] [data-testid=run-experiment]:has-text('{n}')" for n in NAMES)
     page.wait_for_selector(names, timeout=30_000)  # ids show until the experiments' names have loaded
     experiments = page.locator("[data-testid=recent-runs] [data-testid=run-experiment]").all_inner_texts()
     assert set(experiments) <= set(NAMES) and experiments
