@@ -238,14 +238,15 @@ class _CoreImports:
         loaded: set[str] = set()
         for name in {n for n in _with_parents(module) if n in self.files}:
             for target in self.top_imports(name):
-                if target.split(".")[0] == "mltrack":
-                    for part in _with_parents(target):
-                        if part in self.files and part != name:
-                            loaded |= self.heavy(part)
-                elif _with_parents(target) & HEAVY_ROOTS:
-                    loaded |= _with_parents(target)
+                loaded |= self.loads(target)
         self._heavy[module] = frozenset(loaded)
         return self._heavy[module]
+
+    def loads(self, target: str) -> set[str]:
+        """The heavy modules that importing `target` (a core module or another) loads."""
+        if target.split(".")[0] == "mltrack":
+            return {m for part in _with_parents(target) if part in self.files for m in self.heavy(part)}
+        return _with_parents(target) if _with_parents(target) & HEAVY_ROOTS else set()
 
     def needless_lazy_imports(self) -> list[str]:
         """Imports inside functions that load nothing heavy beyond what their module loads at its top."""
@@ -261,12 +262,7 @@ class _CoreImports:
                         continue
                     if any(LAZY_MARK in line for line in lines[node.lineno - 1 : node.end_lineno]):
                         continue
-                    heavy: set[str] = set()
-                    for target in self.resolve(node, module):
-                        if target.split(".")[0] == "mltrack":
-                            heavy |= self.heavy(target) if target in self.files else set()
-                        elif _with_parents(target) & HEAVY_ROOTS:
-                            heavy |= _with_parents(target)
+                    heavy = {m for target in self.resolve(node, module) for m in self.loads(target)}
                     if not heavy - at_top:
                         where = f"{self.files[module].relative_to(self.package.parent)}:{node.lineno}"
                         found.append(f"{where}: {ast.unparse(node)}")
