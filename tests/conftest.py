@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from mltrack.testing.servers import PostgresServer
 
 BROKEN_FIXTURES = "broken-import,misspelled-hook"
+# For a child process that a test kills and whose spool it then replays: nothing may be delivered before
+# the kill. The writer is the child's own thread (it dies with it), waking only after a minute; a writer
+# process could deliver first on a busy machine.
+NOTHING_DELIVERED_BEFORE_KILL = {"MLTRACK_WRITER": "thread", "MLTRACK_FLUSH_INTERVAL_MS": "60000"}
 FIXTURES = Path(__file__).parent / "fixtures"
 # The test plugins (two of them broken on purpose) live in their own site folder, seen only by
 # the tests and the processes they start: the development .venv stays free of them.

@@ -21,7 +21,7 @@ from typing import Any
 
 import mlflow
 import pytest
-from conftest import run_cli
+from conftest import NOTHING_DELIVERED_BEFORE_KILL, run_cli
 
 import mltrack
 from mltrack.storage.spool import FRAME
@@ -139,10 +139,8 @@ def test_the_next_process_on_the_store_replays_what_a_dead_one_left(sqlite_uri: 
 
 
 def test_replaying_twice_adds_no_duplicates(sqlite_uri: str, tmp_path: Path) -> None:
-    # Nothing may be delivered before the kill, so that both replays send every point: the writer is
-    # the child's own thread (it dies with it), waking only after a minute. With the writer process a
-    # busy machine could let it deliver first.
-    child = Child(tmp_path, "twice", env={"MLTRACK_WRITER": "thread", "MLTRACK_FLUSH_INTERVAL_MS": "60000"})
+    # both replays must send every point
+    child = Child(tmp_path, "twice", env=NOTHING_DELIVERED_BEFORE_KILL)
     child.wait_logged()
     child.kill(signal.SIGKILL)
     spool = tmp_path / ".mltrack" / "spool"

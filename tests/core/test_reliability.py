@@ -17,7 +17,7 @@ from typing import Any
 
 import mlflow
 import pytest
-from conftest import run_cli, run_python
+from conftest import NOTHING_DELIVERED_BEFORE_KILL, run_cli, run_python
 
 import mltrack
 from mltrack.storage.records import Batch
@@ -280,9 +280,7 @@ KILLED_CHILD = (
 
 
 def _killed_run(name: str) -> tuple[str, Path]:
-    # Nothing may be delivered before the kill (the tests count what replay delivers): the writer is the
-    # child's own thread, waking only after a minute. A writer process could deliver first on a busy machine.
-    env = {**os.environ, "MLTRACK_WRITER": "thread", "MLTRACK_FLUSH_INTERVAL_MS": "60000"}
+    env = {**os.environ, **NOTHING_DELIVERED_BEFORE_KILL}  # the tests count what replay delivers
     result = subprocess.run(
         [sys.executable, "-c", KILLED_CHILD, name], capture_output=True, text=True, env=env, timeout=120
     )
