@@ -30,9 +30,13 @@ install: system-deps venv ## Set up everything: Debian packages, .venv, editable
 	@$(MAKE) --no-print-directory ui-build
 	@$(VENV)/bin/mltrack --version
 
-system-deps: ## Install the Debian packages the tests and benchmarks need (PostgreSQL, Chromium, wrk, Docker)
+system-deps: ## Install the Debian packages the tests and benchmarks need (PostgreSQL, MariaDB, Chromium, wrk, Docker)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "postgresql: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; fi
+	@# MySQL stores: the UI and CLI tests start a throwaway server (mltrack.testing.servers.MariaDBServer)
+	@if PATH="$$PATH:/usr/sbin" command -v mariadbd >/dev/null 2>&1 && command -v mariadb-install-db >/dev/null 2>&1; \
+	  then echo "mariadb-server: present"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server; fi
 	@if [ -x /usr/bin/chromium ]; then echo "chromium: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; fi
 	@if command -v wrk >/dev/null 2>&1; then echo "wrk: present"; else \

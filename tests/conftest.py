@@ -1,4 +1,4 @@
-"""Shared fixtures: real MLflow stores (sqlite, and mlflow server on PostgreSQL).
+"""Shared fixtures: real MLflow stores (sqlite, mlflow server on PostgreSQL, and MariaDB).
 
 Our own tests run with strict plugins; the deliberately broken fixture plugins are
 disabled here and enabled only by the tests that exercise them (in subprocesses).
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from mltrack.testing.servers import PostgresServer
+    from mltrack.testing.servers import MariaDBServer, PostgresServer
 
 BROKEN_FIXTURES = "broken-import,misspelled-hook"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -154,6 +154,30 @@ def postgres() -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="mltrack-pg-"))
     os.chmod(base, 0o755)
     server = PostgresServer(base / "cluster").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """A throwaway MariaDB server for the session (``MariaDBServer``): its ``mlflow`` database is
+    shared by the tests that read a MySQL store directly (MLflow migrates it on first use, ~10-20 s,
+    so it is made once), each with names of its own."""
+    from importlib.util import find_spec
+
+    from mltrack.testing.servers import MariaDBServer, mariadb_binaries
+
+    if mariadb_binaries() is None:
+        pytest.fail("MariaDB is not installed: run `make install` (it installs the Debian package)")
+    if find_spec("pymysql") is None:
+        pytest.fail("PyMySQL is not installed: run `make install` (requirements-dev.txt lists it)")
+    # Run as root, MariaDB runs as the mysql user: its folder must be outside pytest's 0700 tree.
+    base = Path(tempfile.mkdtemp(prefix="mltrack-mariadb-"))
+    os.chmod(base, 0o755)
+    server = MariaDBServer(base / "server").start()
     try:
         yield server
     finally:
