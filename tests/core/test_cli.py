@@ -113,7 +113,7 @@ SQLITE_ONLY = pytest.mark.parametrize("cli_store", ["sqlite"], indirect=True)
 # a NaN metric (MySQL's DOUBLE has no NaN: MLflow stores 0 and is_nan) and models list. Each CLI
 # call costs seconds, so the other tests stay on the three stores above.
 WITH_MYSQL = pytest.mark.parametrize(
-    "cli_store", [*STORES, pytest.param("mysql", marks=pytest.mark.server)], indirect=True
+    "cli_store", [*STORES, pytest.param("mysql", marks=[pytest.mark.server, pytest.mark.mysql])], indirect=True
 )
 
 

@@ -22,7 +22,7 @@ FULLWIDTH_ONE = "\uff11"
 STORES = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.server),
-    pytest.param("mariadb", marks=pytest.mark.server),
+    pytest.param("mariadb", marks=[pytest.mark.server, pytest.mark.mysql]),
     pytest.param("server", marks=pytest.mark.server),
 ]
 

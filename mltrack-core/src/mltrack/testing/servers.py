@@ -297,8 +297,29 @@ class MariaDBServer:
         return self.uri.rsplit("/", 1)[0] + f"/{name}"
 
     def stop(self) -> None:
-        _stop_group(self.process, timeout=10.0)
-        self.process = None
+        """Stop the server running in ``base_dir``: the one ``start()`` started, or, on an object
+        made with the same ``base_dir`` in another process (pytest-xdist's controller after its
+        workers shared one server), the one its pid file names."""
+        if self.process is not None:
+            _stop_group(self.process, timeout=10.0)
+            self.process = None
+            return
+        pid_file = self.base_dir / "mariadbd.pid"
+        try:
+            pgid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return  # not running (mariadbd removes its pid file when it stops)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 10.0
+            # not our child: its pid file going away (a clean shutdown) is what there is to wait for
+            while time.monotonic() < deadline and pid_file.exists():
+                time.sleep(0.05)
+            if not pid_file.exists():
+                return
 
 
 class MlflowServer:
