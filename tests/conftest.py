@@ -1,4 +1,4 @@
-"""Shared fixtures: real MLflow stores (sqlite, and mlflow server on PostgreSQL).
+"""Shared fixtures: real MLflow stores (sqlite, mlflow server on PostgreSQL, and MariaDB).
 
 Our own tests run with strict plugins; the deliberately broken fixture plugins are
 disabled here and enabled only by the tests that exercise them (in subprocesses).
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from mltrack.testing.servers import PostgresServer
+    from mltrack.testing.servers import MariaDBServer, PostgresServer
 
 BROKEN_FIXTURES = "broken-import,misspelled-hook"
 # For a child process that a test kills and whose spool it then replays: nothing may be delivered before
@@ -164,6 +164,85 @@ def postgres() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# Under pytest-xdist the workers share one MariaDB server (a start with MLflow's migrations costs
+# 15-25 s): the first worker to need it starts it and writes where it is here, in the run's shared
+# temporary folder; the others attach; the controller stops it at the end (pytest_sessionfinish).
+MARIADB_SHARED = "mariadb-server.json"
+
+
+def _start_mariadb() -> MariaDBServer:
+    from importlib.util import find_spec
+
+    import mlflow
+
+    from mltrack.testing.servers import MariaDBServer, mariadb_binaries
+
+    if mariadb_binaries() is None:
+        pytest.fail("MariaDB is not installed: run `make install` (it installs the Debian package)")
+    if find_spec("pymysql") is None:
+        pytest.fail("PyMySQL is not installed: run `make install` (requirements-dev.txt lists it)")
+    # Run as root, MariaDB runs as the mysql user: its folder must be outside pytest's 0700 tree.
+    base = Path(tempfile.mkdtemp(prefix="mltrack-mariadb-"))
+    os.chmod(base, 0o755)
+    server = MariaDBServer(base / "server").start()
+    try:
+        # migrated once, here: two processes meeting a fresh database at once would both migrate it
+        mlflow.MlflowClient(server.uri).search_experiments()
+    except BaseException:
+        _remove_mariadb(server)
+        raise
+    return server
+
+
+def _remove_mariadb(server: MariaDBServer) -> None:
+    server.stop()
+    shutil.rmtree(server.base_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """A throwaway MariaDB server (``MariaDBServer``) whose ``mlflow`` database MLflow has migrated,
+    one per test run: the tests that read a MySQL store directly share it, each with names of its own."""
+    import fcntl
+    import json
+
+    from mltrack.testing.servers import MariaDBServer
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        server = _start_mariadb()
+        try:
+            yield server
+        finally:
+            _remove_mariadb(server)
+        return
+    shared = tmp_path_factory.getbasetemp().parent / MARIADB_SHARED
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if shared.exists():
+            found = json.loads(shared.read_text())
+            server = MariaDBServer(Path(found["base_dir"]), port=found["port"])
+        else:
+            server = _start_mariadb()
+            shared.write_text(json.dumps({"base_dir": str(server.base_dir), "port": server.port}))
+    yield server
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Only pytest-xdist's controller ("dsession"); its workers' folders are in its basetemp.
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or not session.config.pluginmanager.has_plugin("dsession"):
+        return
+    shared = factory.getbasetemp() / MARIADB_SHARED
+    if shared.exists():
+        import json
+
+        from mltrack.testing.servers import MariaDBServer
+
+        found = json.loads(shared.read_text())
+        _remove_mariadb(MariaDBServer(Path(found["base_dir"]), port=found["port"]))
+        shared.unlink()
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,7 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
     def one(pair: tuple[str, str]) -> None:
         run_id, key = pair
         if backend is not None and backend.engine.dialect.name in SQL_BUCKETS:
-            if sample and long_rows[pair]:
+            if sample and long_rows[pair] and backend.engine.dialect.name in SQL_SAMPLES:
                 sampled = _sampled_in_sql(backend, run_id, key, query)
                 if sampled is not None:
                     keep(pair, sampled)
@@ -193,7 +193,7 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
 # lone min() or max() picked; a GROUP BY there sorts every row (no faster than reading them into
 # Python), so each range is its own index range scan, per range a subquery for the lowest row and
 # one for the highest (0.23 s per 100,000 rows against 0.65 s read into Python, on 2 busy cores).
-# Other databases read every row.
+# MySQL: see _MYSQL_BUCKETS. Other databases read every row.
 
 BIG = float(np.finfo(np.float64).max)  # MLflow stores +-inf as +-max
 _FINITE = f"(is_nan = {{false}} AND value < {BIG!r} AND value > {-BIG!r})"
@@ -214,7 +214,20 @@ _POSTGRES_BUCKETS = (
     "FROM metrics WHERE run_uuid = :run AND key = :key AND step BETWEEN :lo AND :hi AND {finite} "
     "GROUP BY (step - :lo) / :width"
 )
-SQL_BUCKETS = frozenset({"sqlite", "postgresql"})
+# MySQL and MariaDB have neither arrays nor sqlite's bare columns: each range's lowest and highest
+# row are ranked by window functions (MySQL 8, MariaDB 10.2), a tie going to the earlier step.
+# PyMySQL decodes rows in pure Python, so the few hundred rows this returns instead of 100,000
+# are what matters there: 0.6 s against 2.2 s for a 100,000-step series on 2 busy cores.
+_MYSQL_BUCKETS = (
+    "SELECT step, value, timestamp FROM (SELECT step, value, timestamp, "
+    "ROW_NUMBER() OVER (PARTITION BY (step - :lo) DIV :width ORDER BY value, step) AS lowest, "
+    "ROW_NUMBER() OVER (PARTITION BY (step - :lo) DIV :width ORDER BY value DESC, step) AS highest "
+    "FROM metrics WHERE run_uuid = :run AND `key` = :key AND step BETWEEN :lo AND :hi AND {finite}) AS ranked "
+    "WHERE lowest = 1 OR highest = 1"
+)
+SQL_BUCKETS = frozenset({"sqlite", "postgresql", "mysql"})
+# where a first open of many long series is sampled by index seeks (_sampled_in_sql)
+SQL_SAMPLES = frozenset({"sqlite", "postgresql"})
 
 
 def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery) -> dict[str, Any] | None:
@@ -233,7 +246,8 @@ def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery
         bounds["step_max"] = query.step_max
     finite = _FINITE.format(false="0" if dialect == "sqlite" else "false")
     where = f"FROM metrics{' INDEXED BY ' + METRICS_INDEX if dialect == 'sqlite' else ''} "
-    where += f"WHERE run_uuid = :run AND key = :key{window}"
+    key_column = backend.engine.dialect.identifier_preparer.quote("key")  # a reserved word in MySQL
+    where += f"WHERE run_uuid = :run AND {key_column} = :key{window}"
     edge = f"SELECT step, value, timestamp {where} AND {finite} ORDER BY step {{order}} LIMIT 1"
     counts = f"SELECT SUM(CASE WHEN {finite} THEN 1 ELSE 0 END), COUNT(*) {where}"
     with backend.engine.connect() as connection:
@@ -263,6 +277,8 @@ def _downsampled_in_sql(backend: Any, run_id: str, key: str, query: HistoryQuery
                 kept += connection.execute(
                     sa.text(f"SELECT step, value, timestamp FROM metrics WHERE rowid IN ({chunk}) AND {finite}")
                 )
+        elif dialect == "mysql":
+            kept += connection.execute(sa.text(_MYSQL_BUCKETS.format(finite=finite)), args)
         else:
             for pair in connection.execute(sa.text(_POSTGRES_BUCKETS.format(finite=finite)), args):
                 kept += [(p[1], p[0], p[2]) for p in pair]

@@ -1,5 +1,5 @@
-"""Fixtures for the UI tests: a seeded store (sqlite, and a real ``mlflow server``), the UI app
-served by uvicorn on 127.0.0.1, and headless Chromium through pytest-playwright."""
+"""Fixtures for the UI tests: seeded stores (sqlite, PostgreSQL, MariaDB, a real ``mlflow server``),
+the UI app served by uvicorn on 127.0.0.1, and headless Chromium through pytest-playwright."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import tempfile
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from mltrack.testing.servers import MariaDBServer
 
 from .ui_helpers import CHROMIUM, TOKEN, UI, Seeded, SmallStore, seed, seed_small, serve
 
@@ -93,6 +96,18 @@ def postgres_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallSt
 @pytest.fixture(scope="session")
 def ui_postgres(postgres_store: SmallStore) -> Iterator[UI]:
     with serve(tracking_uri=postgres_store.uri) as server:
+        yield UI(server.url)
+
+
+@pytest.fixture(scope="session")
+def mariadb_store(mariadb: MariaDBServer) -> SmallStore:
+    """The session's MariaDB database, read by the UI directly through SQL (MySQL's dialect)."""
+    return seed_small(mariadb.uri)
+
+
+@pytest.fixture(scope="session")
+def ui_mariadb(mariadb_store: SmallStore) -> Iterator[UI]:
+    with serve(tracking_uri=mariadb_store.uri) as server:
         yield UI(server.url)
 
 

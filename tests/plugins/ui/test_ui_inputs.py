@@ -1,7 +1,7 @@
 """Malformed input is a 400 ``{"error", "hint"}`` naming the parameter, never a 5xx.
 
-Each case runs on sqlite, on PostgreSQL read directly through SQL, and through a real
-``mlflow server`` on PostgreSQL: sqlite overflows past int64 where PostgreSQL refuses the
+Each case runs on sqlite, on PostgreSQL and on MariaDB read directly through SQL, and through a
+real ``mlflow server`` on PostgreSQL: sqlite overflows past int64 where PostgreSQL refuses the
 query, and a server answers 500 for what its database refused.
 """
 
@@ -22,6 +22,7 @@ FULLWIDTH_ONE = "\uff11"
 STORES = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.server),
+    pytest.param("mariadb", marks=[pytest.mark.server, pytest.mark.mysql]),
     pytest.param("server", marks=pytest.mark.server),
 ]
 
@@ -31,6 +32,7 @@ def store_ui(request: pytest.FixtureRequest) -> tuple[UI, SmallStore]:
     ui_fixture, store_fixture = {
         "sqlite": ("ui_sqlite", "sqlite_store"),
         "postgres": ("ui_postgres", "postgres_store"),
+        "mariadb": ("ui_mariadb", "mariadb_store"),
         "server": ("ui_server", "server_store"),
     }[request.param]
     return request.getfixturevalue(ui_fixture), request.getfixturevalue(store_fixture)

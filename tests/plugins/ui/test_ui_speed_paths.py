@@ -1,4 +1,4 @@
-"""The UI's fast read paths give what the plain reads give, on sqlite and on PostgreSQL.
+"""The UI's fast read paths give what the plain reads give, on sqlite, PostgreSQL and MySQL (MariaDB).
 
 The runs table keeps each experiment's column keys between pages; the metric histories read
 short series together and cut long ones in SQL. Each is checked here against the plain read
@@ -23,10 +23,13 @@ STEPS = 3000
 SPIKE = 1234
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", pytest.param("mysql", marks=[pytest.mark.server, pytest.mark.mysql])])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(fresh_sqlite_uri(request.getfixturevalue("_sqlite_template"), tmp_path))
+    if request.param == "mysql":
+        mariadb_store: SmallStore = request.getfixturevalue("mariadb_store")
+        return mariadb_store.uri
     postgres_store: SmallStore = request.getfixturevalue("postgres_store")
     return postgres_store.uri
 
