@@ -6,7 +6,7 @@ import { ErrorNote, Loading, Section, StatusBadge } from "@/components/Common";
 import { Num } from "@/components/Num";
 import { When } from "@/components/When";
 import { formatDuration } from "@/lib/format";
-import { runColour, runLabels } from "@/lib/runColour";
+import { runColours, runLabels } from "@/lib/runColour";
 import type { Summary } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -18,6 +18,8 @@ export default function Dashboard() {
   const { data, error, loading } = useApi<Summary>("/api/summary");
   const names = data?.experiment_names ?? {};
   const labels = runLabels(data?.recent_runs ?? []);
+  // one set for the page: a run in both tables has one colour
+  const colours = runColours([...(data?.recent_runs ?? []).map((r) => r.run_id), ...(data?.best_metrics ?? []).map((m) => m.run_id)]);
   const totalRuns = Object.values(data?.status_counts ?? {}).reduce((a, b) => a + b, 0);
   return (
     <>
@@ -63,14 +65,14 @@ export default function Dashboard() {
                   {data.recent_runs.map((run) => (
                     <tr key={run.run_id}>
                       <td title={`run ${run.run_id}`}>
-                        <span className="run-dot" style={{ background: runColour(run.run_id) }} />
+                        <span className="run-dot" style={{ background: colours[run.run_id] }} />
                         <Link prefetch={false} href={runHref(run.run_id)} data-testid="run-link">
                           {labels[run.run_id]}
                         </Link>
                       </td>
                       <td title={`experiment ${run.experiment_id}`} data-testid="run-experiment">
                         <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(run.experiment_id)}`}>
-                          {names[run.experiment_id] ?? run.experiment_id}
+                          {run.experiment_name ?? names[run.experiment_id] ?? run.experiment_id}
                         </Link>
                       </td>
                       <td>
@@ -138,12 +140,12 @@ export default function Dashboard() {
                           <Num value={m.value} />
                         </td>
                         <td title={`run ${m.run_id}`}>
-                          <span className="run-dot" style={{ background: runColour(m.run_id) }} />
+                          <span className="run-dot" style={{ background: colours[m.run_id] }} />
                           <Link prefetch={false} href={runHref(m.run_id)}>
                             {m.run_name || m.run_id.slice(0, 8)}
                           </Link>
                         </td>
-                        <td title={`experiment ${m.experiment_id}`}>{names[m.experiment_id] ?? m.experiment_id}</td>
+                        <td title={`experiment ${m.experiment_id}`}>{m.experiment_name ?? names[m.experiment_id] ?? m.experiment_id}</td>
                       </tr>
                     ))}
                   </tbody>

@@ -6,7 +6,7 @@
 
 import { useMemo, useState } from "react";
 
-import { runColour } from "@/lib/runColour";
+import { runColour, runColours } from "@/lib/runColour";
 import type { Series } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -52,7 +52,7 @@ interface Props {
   refreshMs?: number | null;
 }
 
-export function Bars({ series, labels }: { series: Series[]; labels: Record<string, string> }) {
+export function Bars({ series, labels, colours }: { series: Series[]; labels: Record<string, string>; colours: Record<string, string> }) {
   const last = series.map((s) => ({ s, value: s.values[s.values.length - 1] }));
   const scale = Math.max(...last.map((l) => Math.abs(l.value ?? 0)), Number.MIN_VALUE);
   return (
@@ -65,7 +65,7 @@ export function Bars({ series, labels }: { series: Series[]; labels: Record<stri
           <span className="bar-track">
             <span
               className="bar"
-              style={{ width: `${value === undefined ? 0 : (Math.abs(value) / scale) * 100}%`, background: runColour(s.run_id) }}
+              style={{ width: `${value === undefined ? 0 : (Math.abs(value) / scale) * 100}%`, background: colours[s.run_id] ?? runColour(s.run_id) }}
             />
           </span>
           <span className="bar-value">{value === undefined ? "—" : <Num value={value} />}</span>
@@ -90,6 +90,8 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
     { refreshMs },
   );
   const loaded = useMemo(() => (data?.series ?? []).filter((s) => s.total > 0), [data]);
+  // over every run of the chart, not only those that logged this metric: the page's colours
+  const colours = useMemo(() => runColours(runIds), [runIds]);
   const longest = loaded.reduce((most, s) => Math.max(most, s.total), 0);
   const few = data !== null && longest <= FEW_POINTS && range === null;
   const smoothing = longest >= MIN_POINTS_TO_SMOOTH ? weight : 0;
@@ -97,11 +99,11 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
     () =>
       loaded.map((s) => ({
         label: runLabels[s.run_id] ?? s.run_id.slice(0, 8),
-        color: runColour(s.run_id),
+        color: colours[s.run_id] ?? runColour(s.run_id),
         xs: xsOf(s, axis),
         values: smooth(s.values, smoothing),
       })),
-    [loaded, runLabels, smoothing, axis],
+    [loaded, runLabels, smoothing, axis, colours],
   );
   const total = (data?.series ?? []).reduce((sum, s) => sum + s.total, 0);
   const shipped = (data?.series ?? []).reduce((sum, s) => sum + s.steps.length, 0);
@@ -150,7 +152,7 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
           </span>
         </div>
       )}
-      {few && single === undefined && loaded.length > 0 && <Bars series={loaded} labels={runLabels} />}
+      {few && single === undefined && loaded.length > 0 && <Bars series={loaded} labels={runLabels} colours={colours} />}
       {few && loaded.length === 0 && <p className="muted">no finite values</p>}
       {!few && <LineChart series={series} axis={axis} xRange={axis === "step" ? range : null} onZoom={axis === "step" ? setRange : null} />}
       {!few && series.length > 1 && (

@@ -6,6 +6,8 @@ export interface RunRow {
   run_id: string;
   run_name: string | null;
   experiment_id: string;
+  /** the experiment's name (sent with a run's page and the dashboard's runs, absent elsewhere) */
+  experiment_name?: string | null;
   status: string;
   start_time: number | null;
   end_time: number | null;
@@ -56,6 +58,7 @@ export interface BestMetric {
   run_id: string;
   run_name: string | null;
   experiment_id: string;
+  experiment_name?: string | null;
 }
 
 export interface Series {

@@ -251,6 +251,8 @@ def create_app(
     def run(run_id: str) -> JSONResponse:
         found = store.client.get_run(run_id)
         document = run_document(found)
+        # with the run, so its page shows the experiment's name at once, not its id first
+        document["experiment_name"] = store.client.get_experiment(found.info.experiment_id).name
         document["artifact_uri"] = mask_secrets(found.info.artifact_uri)
         document["system"] = {k: v for k, v in document["tags"].items() if k.startswith(SYSTEM_TAG_PREFIXES)}
         document["tags"] = {k: v for k, v in document["tags"].items() if not k.startswith(SYSTEM_TAG_PREFIXES)}

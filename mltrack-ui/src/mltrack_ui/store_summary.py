@@ -81,18 +81,22 @@ def dashboard(store: MlflowStore) -> dict[str, Any]:
     recent = search_runs_page(store, RunsQuery(experiment_ids=ids, page_size=RECENT_RUNS, columns=[]))
     models = store.client.search_registered_models(max_results=1000)
     newest = sorted(experiments, key=lambda e: e["last_update_time"] or 0, reverse=True)
+    names = {e["experiment_id"]: e["name"] for e in experiments}
+    # each run row carries its experiment's name, so the page never shows the bare id first
+    named = [{**row, "experiment_name": names.get(row["experiment_id"])} for row in recent["runs"]] if ids else []
+    best = [{**row, "experiment_name": names.get(row["experiment_id"])} for row in best_metrics(store)]
     return {
         "tracking_uri": mask_secrets(store.tracking_uri),
         "experiments": len(experiments),
         "status_counts": totals,
-        "recent_runs": recent["runs"] if ids else [],
+        "recent_runs": named,
         "models": len(models),
         "experiment_list": [
             {"experiment_id": e["experiment_id"], "name": e["name"], "run_counts": e["run_counts"]}
             for e in newest[:DASHBOARD_EXPERIMENTS]
         ],
-        "experiment_names": {e["experiment_id"]: e["name"] for e in experiments},
-        "best_metrics": best_metrics(store),
+        "experiment_names": names,
+        "best_metrics": best,
     }
 
 

@@ -10,6 +10,7 @@ test-artifacts/ui/ (``readable-*.png``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -358,7 +359,9 @@ def test_same_named_runs_are_told_apart_with_one_colour_per_run_on_every_page(
     colour = colour_here.evaluate("e => getComputedStyle(e).backgroundColor")
     screenshot(page, "readable-compare-same-names")
 
-    _open(page, f"{ui_readable.url}/runs/?experiment={readable.torch_experiment}", "[data-testid=run-row]")
+    # the runs page showing the same runs: runs shown together share out the palette, so a run's
+    # colour is the same on two pages that show the same set
+    _open(page, f"{ui_readable.url}/runs/?filter={_ids_filter(ids.split(','))}", "[data-testid=run-row]")
     row = page.locator("[data-testid=run-row]", has_text=first[:8])
     assert row.locator(".run-dot").evaluate("e => getComputedStyle(e).backgroundColor") == colour
     row.locator("[data-testid=run-experiment]:text-is('mnist-torch')").wait_for(timeout=30_000)
@@ -473,4 +476,158 @@ def test_a_running_run_updates_until_it_ends(page: Any, ui_readable: UI, readabl
     page.wait_for_timeout(4_000)  # more than the 3 s a live run page waits between polls
     assert not [r for r in requests if "/api/" in r], requests  # polling stopped with the run
     assert page.locator("[data-testid=updated-ago]").count() == 0
+    assert problems == []
+
+
+# -- distinct colours, a compare's metrics table that fits, names on first paint --------------------
+
+LONG_METRICS = (
+    "validation/per_class/macro_averaged_f1_score_on_the_holdout_set",
+    "train/cross_entropy_loss_after_label_smoothing",
+    "eval_mean_absolute_percentage_error_weighted",
+)
+LONG_RUN_NAMES = ("baseline-logistic-regression", "tuned-gradient-boosting-depth-8", "random-forest-500-trees")
+
+
+def _fnv1a(text: str) -> int:
+    """The hash lib/runColour.ts takes of a run id (32-bit FNV-1a over its characters)."""
+    h = 0x811C9DC5
+    for char in text:
+        h = ((h ^ ord(char)) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _close_hued_pair(run_ids: list[str]) -> tuple[str, str]:
+    """Two runs whose id hashes give hues at most 3 degrees apart at the same lightness: one
+    colour to the eye had each run's colour been its hash's hue."""
+
+    def key(run_id: str) -> tuple[int, int]:
+        h = _fnv1a(run_id)
+        return (h >> 9) % 2, h % 360
+
+    ordered = sorted(run_ids, key=key)
+    pairs = [(a, b) for a, b in itertools.pairwise(ordered) if key(a)[0] == key(b)[0]]
+    a, b = min(pairs, key=lambda pair: key(pair[1])[1] - key(pair[0])[1])
+    assert key(b)[1] - key(a)[1] <= 3
+    return a, b
+
+
+def _lab(css: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of a computed CSS colour, ``rgb(r, g, b)``."""
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    x = (0.4124 * lin[0] + 0.3576 * lin[1] + 0.1805 * lin[2]) / 0.95047
+    y = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    z = (0.0193 * lin[0] + 0.1192 * lin[1] + 0.9505 * lin[2]) / 1.08883
+    fx, fy, fz = (t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z))
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def _ids_filter(run_ids: list[str]) -> str:
+    from urllib.parse import quote
+
+    return quote("attributes.run_id IN (" + ", ".join(f"'{r}'" for r in run_ids) + ")")
+
+
+@pytest_browser
+def test_runs_shown_together_get_distinct_colours_and_keep_them_across_pages(
+    page: Any, ui_readable: UI, readable: Store, problems: list[str]
+) -> None:
+    pair = _close_hued_pair(readable.sweep_runs)
+    names = {run_id: f"sweep-{readable.sweep_runs.index(run_id):03d}" for run_id in pair}
+    ready = "[data-testid=metric-chart][data-key=val_loss] canvas[data-rendered=true]"
+    _open(page, f"{ui_readable.url}/compare/?ids={','.join(pair)}", ready)
+    style = "e => getComputedStyle(e).backgroundColor"
+    dots = {
+        r: page.locator(f"[data-testid=metrics-diff] thead th[title*='{r}'] .run-dot").evaluate(style) for r in pair
+    }
+    legend = page.locator("[data-testid=metric-chart][data-key=val_loss] [data-testid=legend-entry]")
+    lines = {r: legend.filter(has_text=names[r]).evaluate("e => getComputedStyle(e).color") for r in pair}
+    assert lines == dots  # the chart draws each run in its dot's colour
+    difference = math.dist(_lab(dots[pair[0]]), _lab(dots[pair[1]]))
+    assert difference > 20, (dots, difference)  # CIE76: about 2 is the least an eye tells apart
+
+    _open(
+        page,
+        f"{ui_readable.url}/runs/?experiment={readable.sweep_experiment}&filter={_ids_filter(list(pair))}",
+        "[data-testid=run-row]",
+    )
+    assert page.locator("[data-testid=run-row]").count() == 2
+    rows = {
+        r: page.locator("[data-testid=run-row]", has_text=names[r]).locator(".run-dot").evaluate(style) for r in pair
+    }
+    assert rows == dots  # the same set of runs: the same colours on the runs page as in compare
+    assert problems == []
+
+
+@pytest.fixture(scope="module")
+def long_named_runs(readable: Store) -> list[str]:
+    """Three finished iris-sklearn runs with long names, each logging three long-named metrics once."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=readable.uri)
+    stamp = int(time.time() * 1000)
+    made = []
+    for i, name in enumerate(LONG_RUN_NAMES):
+        run = client.create_run(readable.sklearn_experiment, run_name=name)
+        metrics = [Metric(key, 1000.0 / (i + 7) + k, stamp, 0) for k, key in enumerate(LONG_METRICS)]
+        client.log_batch(run.info.run_id, metrics=metrics)
+        client.set_terminated(run.info.run_id)
+        made.append(run.info.run_id)
+    return made
+
+
+@pytest_browser
+def test_the_compare_metrics_table_fits_its_card(
+    page: Any, ui_readable: UI, long_named_runs: list[str], problems: list[str]
+) -> None:
+    # two runs share the row with the params (half the page each); three take the whole row
+    for count in (2, 3):
+        url = f"{ui_readable.url}/compare/?ids={','.join(long_named_runs[:count])}"
+        _open(page, url, "[data-testid=metrics-diff] td .number")
+        outside = page.evaluate(
+            """() => {
+              const table = document.querySelector('[data-testid=metrics-diff]');
+              const card = table.closest('.card').getBoundingClientRect();
+              return [...table.querySelectorAll('tbody td')]
+                .map((cell) => cell.getBoundingClientRect())
+                .filter((box) => box.left < card.left - 0.5 || box.right > card.right + 0.5)
+                .map((box) => [box.left, box.right, card.left, card.right]);
+            }"""
+        )
+        assert outside == [], (count, outside)
+        assert page.locator("[data-testid=metrics-diff] tbody td").count() == count * len(LONG_METRICS)
+        name = page.locator("[data-testid=metrics-diff] tbody th", has_text="validation/")
+        assert name.get_attribute("title") == LONG_METRICS[0]  # the whole name on hover
+        screenshot(page, f"readable-compare-{count}-long-names")
+    assert problems == []
+
+
+def test_a_run_and_the_dashboard_rows_carry_their_experiment_name(ui_readable: UI, readable: Store) -> None:
+    run = ui_readable.ok(f"/api/runs/{readable.sklearn_run}")
+    assert (run["experiment_id"], run["experiment_name"]) == (readable.sklearn_experiment, "iris-sklearn")
+    summary = ui_readable.ok("/api/summary")
+    assert summary["recent_runs"] and summary["best_metrics"]
+    for row in summary["recent_runs"] + summary["best_metrics"]:
+        assert row["experiment_name"] == summary["experiment_names"][row["experiment_id"]]
+
+
+@pytest_browser
+def test_experiment_names_show_on_first_paint(page: Any, ui_readable: UI, readable: Store, problems: list[str]) -> None:
+    # /api/experiments is held unanswered: a name shown now came with the page's own request
+    held: list[Any] = []
+    page.route("**/api/experiments*", lambda route: held.append(route))
+    _open(page, f"{ui_readable.url}/run/?id={readable.sklearn_run}", "[data-testid=run-experiment]")
+    link = page.locator("[data-testid=run-experiment]")
+    assert link.inner_text() == "iris-sklearn"
+    assert link.get_attribute("title") == f"experiment {readable.sklearn_experiment}"  # the id on hover
+    assert link.get_attribute("href") == f"/runs/?experiment={readable.sklearn_experiment}"
+    screenshot(page, "readable-run-header-name")
+
+    _open(page, ui_readable.url + "/", "[data-testid=recent-runs] [data-testid=run-experiment]")
+    shown = page.locator("[data-testid=recent-runs] [data-testid=run-experiment]").all_inner_texts()
+    assert shown and set(shown) <= set(NAMES), shown
+    for route in held:
+        route.abort()
     assert problems == []

@@ -4,12 +4,13 @@ import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useMemo, useState } from "react";
 
+import { Breakable } from "@/components/Breakable";
 import { ErrorNote, Loading, Section } from "@/components/Common";
 import { MetricPanel } from "@/components/MetricPanel";
 import { Num } from "@/components/Num";
 import { useExperimentNames } from "@/lib/experiments";
 import { formatValue } from "@/lib/numbers";
-import { runColour, runLabels } from "@/lib/runColour";
+import { runColours, runLabels } from "@/lib/runColour";
 import type { RunRow, RunsPage } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -17,15 +18,17 @@ function quoted(id: string): string {
   return `'${id.replace(/[^0-9a-zA-Z_-]/g, "")}'`;
 }
 
-function RunHeads({ runs, labels }: { runs: RunRow[]; labels: Record<string, string> }) {
+function RunHeads({ runs, labels, colours }: { runs: RunRow[]; labels: Record<string, string>; colours: Record<string, string> }) {
   return (
     <>
       {runs.map((r) => (
-        <th key={r.run_id} title={`run ${r.run_id}`}>
-          <span className="run-dot" style={{ background: runColour(r.run_id) }} />
-          <Link prefetch={false} href={`/run/?id=${encodeURIComponent(r.run_id)}`} data-testid="run-link">
-            {labels[r.run_id]}
-          </Link>
+        <th key={r.run_id} title={`${labels[r.run_id] ?? ""} (run ${r.run_id})`} className="run-head">
+          <span className="name-clamp">
+            <span className="run-dot" style={{ background: colours[r.run_id] }} />
+            <Link prefetch={false} href={`/run/?id=${encodeURIComponent(r.run_id)}`} data-testid="run-link">
+              <Breakable text={labels[r.run_id] ?? r.run_id} />
+            </Link>
+          </span>
         </th>
       ))}
     </>
@@ -45,6 +48,7 @@ function CompareView() {
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
   const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
   const runIds = useMemo(() => runs.map((r) => r.run_id), [runs]);
+  const colours = useMemo(() => runColours(runIds), [runIds]);
   const experiments = [...new Set(runs.map((r) => r.experiment_id))];
 
   if (ids.length === 0) return <><h1>Compare runs</h1><p className="muted">Select runs on the Runs page and press Compare.</p></>;
@@ -72,17 +76,21 @@ function CompareView() {
           <div className={runs.length > 2 ? undefined : "two"}>
             <Section title="Metrics (latest)">
               <div className="table-wrap">
-                <table className="grid" data-testid="metrics-diff">
+                <table className="grid compare-grid" data-testid="metrics-diff">
                   <thead>
                     <tr>
                       <th>metric</th>
-                      <RunHeads runs={runs} labels={labels} />
+                      <RunHeads runs={runs} labels={labels} colours={colours} />
                     </tr>
                   </thead>
                   <tbody>
                     {metricKeys.map((key) => (
                       <tr key={key}>
-                        <th>{key}</th>
+                        <th title={key}>
+                          <span className="name-clamp">
+                            <Breakable text={key} />
+                          </span>
+                        </th>
                         {runs.map((r) => (
                           <td key={r.run_id} className="num">
                             {r.metrics[key] === undefined ? <span className="muted" title="not logged by this run">—</span> : <Num value={r.metrics[key]} />}
@@ -99,11 +107,11 @@ function CompareView() {
                 <input type="checkbox" checked={onlyDiffs} onChange={(e) => setOnlyDiffs(e.target.checked)} /> only differences
               </label>
               <div className="table-wrap">
-                <table className="grid diff" data-testid="params-diff">
+                <table className="grid diff compare-grid" data-testid="params-diff">
                   <thead>
                     <tr>
                       <th>param</th>
-                      <RunHeads runs={runs} labels={labels} />
+                      <RunHeads runs={runs} labels={labels} colours={colours} />
                     </tr>
                   </thead>
                   <tbody>
@@ -113,7 +121,11 @@ function CompareView() {
                       if (onlyDiffs && !differs) return null;
                       return (
                         <tr key={key}>
-                          <th title={key}>{key}</th>
+                          <th title={key}>
+                            <span className="name-clamp">
+                              <Breakable text={key} />
+                            </span>
+                          </th>
                           {values.map((v, i) => (
                             <td key={i} className={differs ? "differs" : undefined} title={v ?? ""}>
                               {v === undefined ? "—" : formatValue(v)}

@@ -11,7 +11,6 @@ import { RunActions } from "@/components/RunActions";
 import { RunTraces } from "@/components/TraceView";
 import { Updated } from "@/components/Updated";
 import { When } from "@/components/When";
-import { useExperimentNames } from "@/lib/experiments";
 import { formatDuration } from "@/lib/format";
 import { runColour, shortId } from "@/lib/runColour";
 import type { Panel, RunDetail } from "@/lib/types";
@@ -29,7 +28,6 @@ function RunView() {
   const [live, setLive] = useState(false);
   const { data: run, error, loading, updatedAt } = useApi<RunDetail>(path, {}, { refreshMs: live ? LIVE_REFRESH_MS : null });
   const panels = useApi<Panel[]>(path && `${path}/panels`);
-  const experimentNames = useExperimentNames();
   const running = run?.status === "RUNNING";
   // Poll only while the run is RUNNING: the answer that says it ended stops the polling.
   if (run && running !== live) setLive(running);
@@ -54,7 +52,7 @@ function RunView() {
               title={`experiment ${run.experiment_id}`}
               data-testid="run-experiment"
             >
-              {experimentNames[run.experiment_id] ?? run.experiment_id}
+              {run.experiment_name ?? run.experiment_id}
             </Link>
             <span className="muted" title={run.run_id}>
               {" "}

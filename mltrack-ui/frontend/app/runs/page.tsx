@@ -17,7 +17,7 @@ import { Workspace } from "@/components/workspace/Workspace";
 import { RUNS_PAGE_SIZE } from "@/lib/earlyFetch";
 import { formatDuration, quotedKey } from "@/lib/format";
 import { formatValue } from "@/lib/numbers";
-import { runColour, runLabels } from "@/lib/runColour";
+import { runColours, runLabels } from "@/lib/runColour";
 import type { Experiment, RunsPage } from "@/lib/types";
 import { useApi } from "@/lib/useApi";
 
@@ -93,6 +93,7 @@ function RunsTable() {
     [experiments.data],
   );
   const labels = useMemo(() => runLabels(data?.runs ?? []), [data]);
+  const colours = useMemo(() => runColours((data?.runs ?? []).map((r) => r.run_id)), [data]);
 
   const view: PageView = useMemo(
     () => ({ ...workspace, experiment, filter, columns: chosen, selected }),
@@ -267,7 +268,7 @@ function RunsTable() {
                       />
                     </td>
                     <td>
-                      <span className="run-dot" style={{ background: runColour(run.run_id) }} />
+                      <span className="run-dot" style={{ background: colours[run.run_id] }} />
                       <Link
                         prefetch={false}
                         href={`/run/?id=${encodeURIComponent(run.run_id)}`}

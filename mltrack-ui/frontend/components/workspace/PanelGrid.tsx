@@ -7,7 +7,7 @@ import { useEffect, useMemo } from "react";
 
 import { type ChartSeries, LineChart } from "@/components/LineChart";
 import { Bars, FEW_POINTS } from "@/components/MetricChart";
-import { runColour } from "@/lib/runColour";
+import { runColour, runColours } from "@/lib/runColour";
 import type { Series } from "@/lib/types";
 
 import { GroupBands } from "./GroupBands";
@@ -38,9 +38,10 @@ function Legend({ entries }: { entries: { label: string; colour: string }[] }) {
 
 function Panel({ metricKey, series, labels, groups }: { metricKey: string; series: Series[] | undefined; labels: Record<string, string>; groups: Group[] | null }) {
   const loaded = useMemo(() => (series ?? []).filter((s) => s.total > 0), [series]);
+  const colours = useMemo(() => runColours(Object.keys(labels)), [labels]); // every shown run, as the table
   const lines: ChartSeries[] = useMemo(
-    () => loaded.map((s) => ({ label: labels[s.run_id] ?? s.run_id.slice(0, 8), color: runColour(s.run_id), xs: s.steps, values: s.values })),
-    [loaded, labels],
+    () => loaded.map((s) => ({ label: labels[s.run_id] ?? s.run_id.slice(0, 8), color: colours[s.run_id] ?? runColour(s.run_id), xs: s.steps, values: s.values })),
+    [loaded, labels, colours],
   );
   const longest = loaded.reduce((most, s) => Math.max(most, s.total), 0);
   const few = series !== undefined && longest <= FEW_POINTS;
@@ -54,7 +55,7 @@ function Panel({ metricKey, series, labels, groups }: { metricKey: string; serie
       </div>
       {mode === "loading" && <p className="muted">Loading…</p>}
       {mode === "empty" && <p className="muted">no finite values</p>}
-      {mode === "bars" && <Bars series={loaded} labels={labels} />}
+      {mode === "bars" && <Bars series={loaded} labels={labels} colours={colours} />}
       {mode === "groups" && shownGroups && (
         <>
           <GroupBands groups={shownGroups} series={loaded} />

@@ -3,7 +3,7 @@
 // A metric's latest value against a param, one dot per run in the run's own colour (SVG).
 
 import { formatSig } from "@/lib/numbers";
-import { runColour } from "@/lib/runColour";
+import { runColours } from "@/lib/runColour";
 import type { RunRow } from "@/lib/types";
 
 import { axisFor } from "./scale";
@@ -19,6 +19,7 @@ interface Props {
 }
 
 export function Scatter({ runs, labels, param, metric }: Props) {
+  const colours = runColours(runs.map((r) => r.run_id));
   const xAxis = axisFor(runs.map((r) => r.params[param]), true);
   const yAxis = axisFor(runs.map((r) => r.metrics[metric]));
   const plotW = W - PAD.left - PAD.right, plotH = H - PAD.top - PAD.bottom;
@@ -51,7 +52,7 @@ export function Scatter({ runs, labels, param, metric }: Props) {
         {metric} (latest)
       </text>
       {points.map(({ run, x, y }) => (
-        <circle key={run.run_id} cx={x} cy={y} r={4} fill={runColour(run.run_id)} fillOpacity={0.8} data-testid="scatter-point">
+        <circle key={run.run_id} cx={x} cy={y} r={4} fill={colours[run.run_id]} fillOpacity={0.8} data-testid="scatter-point">
           <title>{`${labels[run.run_id] ?? run.run_id}: ${param}=${run.params[param] ?? ""}, ${metric}=${formatSig(run.metrics[metric])}`}</title>
         </circle>
       ))}
