@@ -14,6 +14,10 @@ import { ErrorNote } from "./Common";
 import { type ChartSeries, LineChart, type XAxis } from "./LineChart";
 import { Num } from "./Num";
 
+/** How often a chart showing sampled series asks for their exact cut, and for how long at most. */
+const SAMPLED_REFRESH_MS = 3_000;
+const REFINE_FOR_MS = 120_000;
+
 /** Smoothing means nothing on a handful of points. */
 export const MIN_POINTS_TO_SMOOTH = 10;
 /** At most this many points per series are drawn as values or bars instead of lines. */
@@ -87,8 +91,11 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
       step_min: axis === "step" ? range?.[0] : undefined,
       step_max: axis === "step" ? range?.[1] : undefined,
     },
-    { refreshMs },
+    // A first open of many long series is sampled; the server cuts them exactly in the
+    // background, so the chart asks again until they are (for at most REFINE_FOR_MS).
+    { refreshMs, again: (answer, since) => (answer.series.some((s) => s.sampled) && since < REFINE_FOR_MS ? SAMPLED_REFRESH_MS : null) },
   );
+  const sampled = (data?.series ?? []).some((s) => s.sampled);
   const loaded = useMemo(() => (data?.series ?? []).filter((s) => s.total > 0), [data]);
   // over every run of the chart, not only those that logged this metric: the page's colours
   const colours = useMemo(() => runColours(runIds), [runIds]);
@@ -107,7 +114,6 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
   );
   const total = (data?.series ?? []).reduce((sum, s) => sum + s.total, 0);
   const shipped = (data?.series ?? []).reduce((sum, s) => sum + s.steps.length, 0);
-  const sampled = (data?.series ?? []).some((s) => s.sampled);
   // A value alone only on a run's own page; in a compare even one run's value is a labelled bar.
   const single = loaded.length === 1 && runIds.length === 1 ? loaded[0] : undefined;
 
@@ -136,7 +142,7 @@ export function MetricChart({ metricKey, runIds, runLabels, axis, refreshMs = nu
           </button>
         )}
         {!few && (
-          <span className="muted" data-testid="chart-points" title={`${shipped} of ${total} points drawn${sampled ? " (sampled: spikes may be missing until the next load)" : ""}`}>
+          <span className="muted" data-testid="chart-points" title={`${shipped} of ${total} points drawn${sampled ? " (sampled: spikes may be missing until the exact cut arrives, in a few seconds)" : ""}`}>
             {shipped} of {total} points{sampled ? ", sampled" : ""}
           </span>
         )}
