@@ -303,7 +303,7 @@ def test_a_metric_logged_once_is_a_value_with_its_exact_figure_on_hover(
     page: Any, ui_readable: UI, readable: Store, problems: list[str]
 ) -> None:
     _open(page, f"{ui_readable.url}/run/?id={readable.sklearn_run}", "[data-testid=run-name]")
-    # the id shows until the experiments' names have loaded: wait for the name
+    # the experiment's name comes with the run (test_experiment_names_show_on_first_paint)
     page.wait_for_selector("[data-testid=run-experiment]:text-is('iris-sklearn')", timeout=30_000)
     metric = page.locator("[data-testid=metric-values] tr", has_text="final_train_loss").locator(".number")
     assert metric.inner_text() == "0.009712"
@@ -420,7 +420,7 @@ def test_the_dashboard_names_experiments_and_shows_best_metrics(
 ) -> None:
     _open(page, ui_readable.url + "/", "[data-testid=best-metrics]")
     names = ", ".join(f"[data-testid=recent-runs] [data-testid=run-experiment]:has-text('{n}')" for n in NAMES)
-    page.wait_for_selector(names, timeout=30_000)  # ids show until the experiments' names have loaded
+    page.wait_for_selector(names, timeout=30_000)
     experiments = page.locator("[data-testid=recent-runs] [data-testid=run-experiment]").all_inner_texts()
     assert set(experiments) <= set(NAMES) and experiments
     assert page.locator("[data-testid=dashboard-experiments] tr", has_text="lr-sweep").count() == 1
@@ -583,7 +583,7 @@ def test_the_compare_metrics_table_fits_its_card(
     page: Any, ui_readable: UI, long_named_runs: list[str], problems: list[str]
 ) -> None:
     # two runs share the row with the params (half the page each); three take the whole row
-    for count in (2, 3):
+    for count in (3, 2):
         url = f"{ui_readable.url}/compare/?ids={','.join(long_named_runs[:count])}"
         _open(page, url, "[data-testid=metrics-diff] td .number")
         outside = page.evaluate(
