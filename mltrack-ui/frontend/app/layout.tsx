@@ -1,5 +1,4 @@
 import type { Metadata } from "next";
-import Script from "next/script";
 import type { ReactNode } from "react";
 
 import { AuthGate } from "@/components/AuthGate";
@@ -16,10 +15,14 @@ export const metadata: Metadata = {
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
+      <head>
+        {/* An inline async module runs as soon as it is parsed, before the stylesheets are in (a
+            plain inline script waits for them; next/script's beforeInteractive waits for the
+            framework's chunks, 0.6 s later on a busy machine). A constant, never user data. */}
+        {/* eslint-disable-next-line no-restricted-syntax */}
+        <script id="mltrack-early-fetch" type="module" async dangerouslySetInnerHTML={{ __html: EARLY_FETCH_SCRIPT }} />
+      </head>
       <body>
-        <Script id="mltrack-early-fetch" strategy="beforeInteractive">
-          {EARLY_FETCH_SCRIPT}
-        </Script>
         <Nav />
         <main className="main">
           <AuthGate>{children}</AuthGate>

@@ -24,7 +24,7 @@ let apiBaseUrl: Promise<string> | null = null;
  * else "" (this origin, as `mltrack ui` serves it). Read once per page load.
  */
 export function apiBase(): Promise<string> {
-  apiBaseUrl ??= fetch("/config.json", { cache: "no-cache" })
+  apiBaseUrl ??= (takeEarly("/config.json") ?? fetch("/config.json", { cache: "no-cache" }))
     .then((response) => (response.ok ? (response.json() as Promise<{ apiBaseUrl?: unknown }>) : ({} as { apiBaseUrl?: unknown })))
     .then((config) => (typeof config.apiBaseUrl === "string" ? config.apiBaseUrl.replace(/\/+$/, "") : ""))
     .catch(() => "");

@@ -46,6 +46,10 @@ READERS = 4
 # Points held by the cache, all series together (~24 bytes each: step, value, timestamp).
 CACHE_POINTS = 2_000_000
 
+# Series of up to this many times their budget are read together, many in one query, and cut in
+# Python: for 100 series of 1,000 rows at 300 points that took 0.3-0.4 s against 0.55 s cut one by
+# one in SQL (4 queries each); at 5,000 rows a series the SQL cut wins (1.1 against 1.7 s).
+BATCH_FACTOR = 4
 METRICS_INDEX = "index_metrics_run_uuid_key_step"
 # A series sampled on its first open: more rows (guessed from its last step) than both of these,
 # in a request whose such series hold more than SAMPLE_TOTAL_ROWS together. The exact cut reads
@@ -153,8 +157,9 @@ def metric_histories(store: MlflowStore, query: HistoryQuery) -> list[dict[str, 
             missing.append(pair)
 
     if backend is not None:
-        # A series whose last step fits the budget is read whole with the others like it, a few
-        # queries for all of them (the workspace's 50 runs x 5 keys); a longer one alone.
+        # A series of a few times its budget at most is read whole with the others like it, a few
+        # queries for all of them (the workspace's 100 runs x 5 keys of 1,000 steps) and cut here;
+        # a longer one is cut by the database, alone.
         short = [p for p in missing if _short(fingerprints.get(p), query)]
         for pair, rows in _short_rows_from_sql(backend, short, query).items():
             keep(pair, _series(pair[0], pair[1], rows, query.max_points))
@@ -429,15 +434,15 @@ REFINER = Refiner()
 
 def _short(fingerprint: tuple[Any, ...] | None, query: HistoryQuery) -> bool:
     """Whether a series likely has few rows: steps from 0 to its last (latest_metrics) step fit
-    the budget, or it has no latest_metrics row (nothing logged). Only a guess (steps may be
-    negative or repeat): a wrong guess costs time, never points, as a short series is downsampled
-    like any other."""
+    ``BATCH_FACTOR`` times the budget, or it has no latest_metrics row (nothing logged). Only a
+    guess (steps may be negative or repeat): a wrong guess costs time, never points, as a short
+    series is downsampled like any other."""
     if fingerprint is None:
         return True
     last_step = int(fingerprint[0])
     first = 0 if query.step_min is None else max(0, query.step_min)
     last = last_step if query.step_max is None else min(last_step, query.step_max)
-    return last - first + 1 <= query.max_points
+    return last - first + 1 <= BATCH_FACTOR * query.max_points
 
 
 def _short_rows_from_sql(

@@ -407,3 +407,22 @@ def test_a_saved_view_is_opened_after_a_reload(page: Any, ui: UI, sweep: Sweep, 
     page.wait_for_selector("text=deleted view")
     assert "mltrack.view.batch bands" not in _tags(sweep)
     assert problems == []
+
+
+@pytest_browser
+@pytest.mark.parametrize("panels", ["", "&panels=val_loss,train_loss"])
+def test_the_first_panel_is_asked_for_by_the_pages_inline_script_and_used(
+    page: Any, ui: UI, sweep: Sweep, problems: list[str], panels: str
+) -> None:
+    # The inline script asks for the first panel's histories as soon as the runs page is in (before
+    # the app's scripts have run); the workspace takes that answer instead of asking again.
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/metrics/history?" in r.url else None)
+    _open(page, _charts(ui, sweep, panels), DRAWN)
+    early = page.evaluate("Object.keys(window.__mltrackEarly ?? {}).filter(u => u.includes('metrics/history'))")
+    assert len(early) == 1, early
+    first_key = "val_loss" if panels else page.locator("[data-testid=workspace-panel]").first.get_attribute("data-key")
+    assert f"keys={first_key}&" in early[0]
+    assert page.evaluate("u => window.__mltrackEarly[u] === undefined", early[0])  # taken by the page
+    assert sum(url.endswith(early[0]) for url in asked) == 1, asked
+    assert problems == []

@@ -8,11 +8,10 @@
 import { useEffect, useRef, useState } from "react";
 
 import { getJson } from "@/lib/api";
+import { GRID_POINTS } from "@/lib/earlyFetch";
 import type { Series } from "@/lib/types";
 
 export const MAX_SERIES_PER_REQUEST = 200;
-/** Points per series in the grid: a panel is ~400 px wide, so more would not be seen. */
-export const GRID_POINTS = 300;
 
 interface Batch {
   runIds: string[];
