@@ -6,7 +6,7 @@ export interface RunRow {
   run_id: string;
   run_name: string | null;
   experiment_id: string;
-  /** the experiment's name (sent with a run's page and the dashboard's runs, absent elsewhere) */
+  /** the experiment's name (sent with every run the API returns, so no page shows an id first) */
   experiment_name?: string | null;
   status: string;
   start_time: number | null;

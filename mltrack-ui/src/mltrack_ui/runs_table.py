@@ -123,7 +123,7 @@ def _view_stages(include_deleted: bool) -> list[str]:
 
 def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlLatestMetric, SqlParam, SqlRun, SqlTag
 
     from mltrack_ui.sql_store import search_clauses
 
@@ -156,11 +156,18 @@ def _page_from_sql(backend: Any, query: RunsQuery) -> dict[str, Any]:
         page_ids = page_ids[: query.page_size]
 
         runs: dict[str, dict[str, Any]] = {}
-        for run in session.execute(sa.select(SqlRun.__table__).where(SqlRun.run_uuid.in_(page_ids))).mappings():
+        # the experiment's name comes with each row, so no page shows an id until names arrive
+        page_runs = (
+            sa.select(SqlRun.__table__, SqlExperiment.name.label("experiment_name"))
+            .join(SqlExperiment, SqlExperiment.experiment_id == SqlRun.experiment_id)
+            .where(SqlRun.run_uuid.in_(page_ids))
+        )
+        for run in session.execute(page_runs).mappings():
             runs[run["run_uuid"]] = {
                 "run_id": run["run_uuid"],
                 "run_name": run["name"],
                 "experiment_id": str(run["experiment_id"]),
+                "experiment_name": run["experiment_name"],
                 "status": run["status"],
                 "start_time": run["start_time"],
                 "end_time": run["end_time"],
@@ -381,12 +388,13 @@ def _page_from_client(store: MlflowStore, query: RunsQuery) -> dict[str, Any]:
         page_token=query.page_token or None,
     )
     columns: dict[str, set[str]] = {kind: set() for kind in COLUMN_KINDS}
+    names = {e: store.client.get_experiment(e).name for e in {run.info.experiment_id for run in page}}
     for run in page:
         columns["params"].update(run.data.params)
         columns["metrics"].update(run.data.metrics)
         columns["tags"].update(run.data.tags)
     return {
-        "runs": [run_document(run, query) for run in page],
+        "runs": [{**run_document(run, query), "experiment_name": names[run.info.experiment_id]} for run in page],
         "next_page_token": page.token or None,
         "total": None,  # a tracking server does not count matches
         "columns": {kind: sorted(keys) for kind, keys in columns.items()},

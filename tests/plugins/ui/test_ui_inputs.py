@@ -127,6 +127,10 @@ def test_the_runs_table_reads_filters_and_sorts_on_every_store(store_ui: tuple[U
     )
     [row] = page["runs"]
     assert row["run_id"] == store.run_id and row["params"] == {"lr": "0.1"} and row["metrics"] == {"loss": 0.5}
+    # the experiment's name comes with the row, on a SQL store and through a tracking server alike
+    from mlflow import MlflowClient
+
+    assert row["experiment_name"] == MlflowClient(store.uri).get_experiment(store.experiment_id).name
 
 
 # -- validation errors of every kind ----------------------------------------------------------------

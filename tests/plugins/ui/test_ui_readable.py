@@ -628,6 +628,13 @@ def test_experiment_names_show_on_first_paint(page: Any, ui_readable: UI, readab
     _open(page, ui_readable.url + "/", "[data-testid=recent-runs] [data-testid=run-experiment]")
     shown = page.locator("[data-testid=recent-runs] [data-testid=run-experiment]").all_inner_texts()
     assert shown and set(shown) <= set(NAMES), shown
+
+    # the runs table's rows and the compare header carry the names too
+    _open(page, f"{ui_readable.url}/runs/", "[data-testid=run-row] [data-testid=run-experiment]")
+    shown = page.locator("[data-testid=run-row] [data-testid=run-experiment]").all_inner_texts()
+    assert shown and set(shown) <= set(NAMES), shown
+    _open(page, f"{ui_readable.url}/compare/?ids={readable.sklearn_run}", "[data-testid=compare-experiments] a")
+    assert page.locator("[data-testid=compare-experiments] a").all_inner_texts() == ["iris-sklearn"]
     for route in held:
         route.abort()
     assert problems == []

@@ -8,7 +8,6 @@ import { Breakable } from "@/components/Breakable";
 import { ErrorNote, Loading, Section } from "@/components/Common";
 import { MetricPanel } from "@/components/MetricPanel";
 import { Num } from "@/components/Num";
-import { useExperimentNames } from "@/lib/experiments";
 import { formatValue } from "@/lib/numbers";
 import { runColours, runLabels } from "@/lib/runColour";
 import type { RunRow, RunsPage } from "@/lib/types";
@@ -42,7 +41,6 @@ function CompareView() {
     filter: `attributes.run_id IN (${ids.map(quoted).join(", ")})`,
     page_size: Math.max(ids.length, 1),
   });
-  const experimentNames = useExperimentNames();
   const runs = useMemo(() => data?.runs ?? [], [data]);
   const labels = useMemo(() => runLabels(runs), [runs]);
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
@@ -62,7 +60,7 @@ function CompareView() {
             <span key={e}>
               {i > 0 && ", "}
               <Link prefetch={false} href={`/runs/?experiment=${encodeURIComponent(e)}`} title={`experiment ${e}`}>
-                {experimentNames[e] ?? e}
+                {runs.find((r) => r.experiment_id === e)?.experiment_name ?? e}
               </Link>
             </span>
           ))}

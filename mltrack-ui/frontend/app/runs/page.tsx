@@ -279,7 +279,7 @@ function RunsTable() {
                       </Link>
                     </td>
                     <td title={`experiment ${run.experiment_id}`} data-testid="run-experiment">
-                      {experimentNames[run.experiment_id] ?? run.experiment_id}
+                      {run.experiment_name ?? experimentNames[run.experiment_id] ?? run.experiment_id}
                     </td>
                     <td>
                       <StatusBadge status={run.status} />
