@@ -369,13 +369,13 @@ def _sampled_in_sql(backend: Any, run_id: str, key: str, points: int) -> dict[st
             connection.execute(sa.text("SET LOCAL jit = off"))
             kept += connection.execute(sa.text(_POSTGRES_SEEKS.format(finite=finite)), args)
     # one point per step: a step logged twice keeps its first row found
-    points = sorted({int(step): (float(value), int(stamp)) for step, value, stamp in reversed(kept)}.items())
+    by_step = sorted({int(step): (float(value), int(stamp)) for step, value, stamp in reversed(kept)}.items())
     return {
         "run_id": run_id,
         "key": key,
-        "steps": [step for step, _ in points],
-        "values": [value for _, (value, _) in points],
-        "timestamps": [stamp for _, (_, stamp) in points],
+        "steps": [step for step, _ in by_step],
+        "values": [value for _, (value, _) in by_step],
+        "timestamps": [stamp for _, (_, stamp) in by_step],
         "total": hi - lo + 1,
         "nonfinite": 0,
         "downsampled": True,
