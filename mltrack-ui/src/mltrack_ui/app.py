@@ -73,6 +73,25 @@ def _out_of_range(exc: BaseException) -> bool:
     return False
 
 
+# What PostgreSQL, MySQL/MariaDB and sqlite say when a read-only database (a replica) is written to.
+_READ_ONLY_MARKS = ("read-only transaction", "read only transaction", "--read-only option", "readonly database")
+READ_ONLY_HINT = (
+    "the UI reads a read-only store (a read replica?): set [tool.mltrack.plugins.ui] write_tracking_uri "
+    "(MLTRACK_PLUGINS__UI__WRITE_TRACKING_URI) to the primary for the UI's actions"
+)
+
+
+def _read_only(exc: BaseException) -> bool:
+    """Whether the database refused a write because it is read-only, raised directly or under
+    MLflow's or SQLAlchemy's own exception."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(mark in str(seen).lower() for mark in _READ_ONLY_MARKS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _refuse_nul(request: Request) -> None:
     """Refuse a NUL character in any query or path value (PostgreSQL cannot even compare one)."""
     for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
@@ -115,15 +134,18 @@ def create_app(
     frontend: Path | None = None,
     cors_origins: Sequence[str] = (),
     artifacts_server: str | None = None,
+    write_tracking_uri: str | None = None,
 ) -> FastAPI:
     """The UI app for one store. Raises ``ConfigError`` for a non-loopback ``host`` with neither a
     token nor a trusted proxy user header. ``artifacts_server``: the tracking server that serves
-    proxied artifacts when ``tracking_uri`` is its database."""
+    proxied artifacts when ``tracking_uri`` is its database. ``write_tracking_uri``: the store the
+    actions write to when ``tracking_uri`` is a read replica (its primary)."""
     proxy = None if trusted_proxy_user_header is None else ProxyIdentity(trusted_proxy_user_header, trusted_proxies)
     policy = AuthPolicy(
         host, auth_token, session_secret=session_secret, session_max_age_s=session_max_age_s, proxy=proxy
     )
     store: MlflowStore = get_store(tracking_uri)
+    writes: MlflowStore = get_store(write_tracking_uri) if write_tracking_uri else store
     # Strict JSON for every route, plugins' routers included (they inherit the default class).
     app = FastAPI(
         title="MLTrack UI",
@@ -165,12 +187,16 @@ def create_app(
     async def mlflow_error(request: Request, exc: MlflowException) -> JSONResponse:
         if _out_of_range(exc):
             return _error_response(400, "a number in the request is out of range for the store", OUT_OF_RANGE_HINT)
+        if _read_only(exc):
+            return _error_response(409, "the store refused the change: it is read-only", READ_ONLY_HINT)
         return _error_response(_mlflow_status(exc), exc.message.splitlines()[0])
 
     @app.exception_handler(Exception)
     async def other_error(request: Request, exc: Exception) -> JSONResponse:
         if _out_of_range(exc):
             return _error_response(400, "a number in the request is out of range for the store", OUT_OF_RANGE_HINT)
+        if _read_only(exc):
+            return _error_response(409, "the store refused the change: it is read-only", READ_ONLY_HINT)
         logger.exception("mltrack-ui: unexpected error on %s", request.url.path)
         return _error_response(500, f"internal error: {type(exc).__name__}")
 
@@ -328,8 +354,9 @@ def create_app(
 
     app.include_router(api)
     traces.register(app, store)
-    actions.register(app, store, allowed_origins)
-    saved_views.register(app, store, allowed_origins)
+    # A replica refuses writes: the actions and saved views go to the primary where one is named.
+    actions.register(app, writes, allowed_origins)
+    saved_views.register(app, writes, allowed_origins)
 
     @app.get("/-/plugins.json")
     def plugins_json() -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ def ui_command(host: str | None, port: int | None, tracking_uri: str | None, ope
         refresh_deployments=settings.refresh_deployments,
         cors_origins=settings.cors_origins,
         artifacts_server=settings.artifacts_server,
+        write_tracking_uri=settings.write_tracking_uri,
     )
     shown = f"[{bind_host}]" if ":" in bind_host else bind_host
     # Bind before announcing anything: a busy port is one line with a hint, not a banner

@@ -121,6 +121,18 @@ class UISettings(BaseModel):
         "artifacts, for a UI that reads the database directly (e.g. a read replica)",
     )
 
+    write_tracking_uri: str | None = Field(
+        None,
+        description="the store the UI's actions write to (rename, tags, notes, delete and restore, aliases, "
+        "saved views), for a UI that reads a read replica: the primary (its database URI or its tracking "
+        "server); empty: the store the UI reads",
+    )
+
+    @field_validator("write_tracking_uri")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
     @field_validator("artifacts_server")
     @classmethod
     def _a_server(cls, value: str | None) -> str | None:
