@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,14 +63,18 @@ def _out_of_range(exc: BaseException) -> bool:
     directly or under MLflow's own exception. ``DataError`` is matched by name: it is the
     DB-API's (PEP 249) class for bad data, whichever driver or SQLAlchemy wrapper raised it.
     """
+    return any(
+        (isinstance(seen, OverflowError) and "too large to convert" in str(seen)) or type(seen).__name__ == "DataError"
+        for seen in _chain(exc)
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, innermost last."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OverflowError) and "too large to convert" in str(seen):
-            return True
-        if type(seen).__name__ == "DataError":
-            return True
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return False
 
 
 # What PostgreSQL, MySQL/MariaDB and sqlite say when a read-only database (a replica) is written to.
@@ -84,12 +88,7 @@ READ_ONLY_HINT = (
 def _read_only(exc: BaseException) -> bool:
     """Whether the database refused a write because it is read-only, raised directly or under
     MLflow's or SQLAlchemy's own exception."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if any(mark in str(seen).lower() for mark in _READ_ONLY_MARKS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(mark in str(seen).lower() for seen in _chain(exc) for mark in _READ_ONLY_MARKS)
 
 
 def _refuse_nul(request: Request) -> None:
